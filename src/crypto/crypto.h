@@ -1,0 +1,155 @@
+/* crypto.h: every use of OpenSSL and libsodium in tessera goes through here.
+ *
+ * Randomness, constant-time comparison, wiping, hashing, and keys that sign and
+ * verify JWS signatures. A tsr_key is bound to exactly one algorithm when it is
+ * created (the key pins the algorithm); once built it is immutable and may be
+ * shared by any number of threads for verify and sign. */
+#ifndef TSR_CRYPTO_H
+#define TSR_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define TSR_SHA256_BYTES 32
+#define TSR_SIG_MAX_BYTES 512   /* RSA-4096 */
+#define TSR_RSA_MIN_BITS 2048
+#define TSR_RSA_MAX_BITS 8192
+#define TSR_KEY_COMPONENT_MAX_BYTES 1024 /* one RSA/EC/OKP component, raw bytes */
+
+/* Call once at start-up, before threads: initialises libsodium and OpenSSL. */
+TSR_MUST_CHECK tsr_err tsr_crypto_init(void);
+
+/* Fills buf with n bytes from OpenSSL's CSPRNG. */
+TSR_MUST_CHECK tsr_err tsr_rand(void *buf, size_t n);
+
+/* CT: nonzero when the n bytes at a and b are equal; time depends on n only. */
+int tsr_ct_eq(const void *a, const void *b, size_t n);
+
+/* Wipes n bytes at p (not elided by the compiler). p may be NULL when n is 0. */
+void tsr_wipe(void *p, size_t n);
+
+/* SHA-256 of n bytes into out. */
+TSR_MUST_CHECK tsr_err tsr_sha256(const void *data, size_t n,
+                                  uint8_t out[TSR_SHA256_BYTES] /* OUT */);
+
+/* Guarded, locked memory for long-lived secrets (sodium_malloc). NULL on failure.
+ * tsr_secure_free wipes; NULL is a no-op. */
+void *tsr_secure_alloc(size_t n);
+void tsr_secure_free(void *p);
+
+/* JWS algorithms (RFC 7518, RFC 8037). There is no "none". */
+typedef enum tsr_alg {
+    TSR_ALG_INVALID = 0,
+    TSR_ALG_HS256,
+    TSR_ALG_HS384,
+    TSR_ALG_HS512,
+    TSR_ALG_RS256,
+    TSR_ALG_RS384,
+    TSR_ALG_RS512,
+    TSR_ALG_PS256,
+    TSR_ALG_PS384,
+    TSR_ALG_PS512,
+    TSR_ALG_ES256,
+    TSR_ALG_ES384,
+    TSR_ALG_ES512,
+    TSR_ALG_EDDSA,
+    TSR_ALG__COUNT
+} tsr_alg;
+
+typedef enum tsr_kty {
+    TSR_KTY_INVALID = 0,
+    TSR_KTY_OCT,
+    TSR_KTY_RSA,
+    TSR_KTY_EC,
+    TSR_KTY_OKP
+} tsr_kty;
+
+typedef enum tsr_curve {
+    TSR_CURVE_NONE = 0,
+    TSR_CURVE_P256,
+    TSR_CURVE_P384,
+    TSR_CURVE_P521,
+    TSR_CURVE_ED25519
+} tsr_curve;
+
+/* The key type an algorithm needs, and for ES* the curve. */
+tsr_kty tsr_alg_kty(tsr_alg alg);
+tsr_curve tsr_alg_curve(tsr_alg alg);
+/* Bytes of a signature or tag of this algorithm; for RS and PS it depends on the key. */
+size_t tsr_alg_fixed_sig_len(tsr_alg alg);
+/* Byte length of one EC coordinate (32, 48, 66) or of an Ed25519 key (32). */
+size_t tsr_curve_coord_len(tsr_curve c);
+
+typedef struct tsr_key tsr_key;
+
+/* Key components as raw big-endian bytes (borrowed). Unused fields are {NULL,0}. */
+typedef struct tsr_bytes {
+    const uint8_t *p;
+    size_t n;
+} tsr_bytes;
+
+typedef struct tsr_key_parts {
+    tsr_kty kty;
+    tsr_curve crv;      /* EC and OKP */
+    tsr_bytes k;        /* oct secret */
+    tsr_bytes n, e;     /* RSA public */
+    tsr_bytes d;        /* RSA private exponent, EC private scalar, OKP private key */
+    tsr_bytes p, q, dp, dq, qi; /* RSA CRT: all present or all absent */
+    tsr_bytes x, y;     /* EC point (each exactly the coordinate length), OKP public */
+} tsr_key_parts;
+
+/* Builds a key bound to alg from parts, after validating them: RSA >= 2048 bits,
+ * EC point on the curve, private part matching the public one, HMAC secret at
+ * least the hash output long. The caller keeps parts (and wipes them). Allocates. */
+TSR_MUST_CHECK tsr_err tsr_key_from_parts(tsr_alg alg, const tsr_key_parts *parts,
+                                          tsr_key **out /* OUT */);
+
+/* Imports a PEM (SPKI public key or PKCS#8 private key) bound to alg. */
+TSR_MUST_CHECK tsr_err tsr_key_from_pem(tsr_alg alg, const char *pem, size_t len,
+                                        tsr_key **out /* OUT */);
+
+/* Generates a fresh key for alg (RSA: bits, 0 means 2048; ignored otherwise). */
+TSR_MUST_CHECK tsr_err tsr_key_generate(tsr_alg alg, unsigned bits, tsr_key **out /* OUT */);
+
+/* Adds a reference (keys are shared read-only); tsr_key_free drops one. NULL is a no-op. */
+tsr_key *tsr_key_ref(tsr_key *k);
+void tsr_key_free(tsr_key *k);
+
+tsr_alg tsr_key_alg(const tsr_key *k);
+tsr_kty tsr_key_kty(const tsr_key *k);
+tsr_curve tsr_key_curve(const tsr_key *k);
+int tsr_key_has_private(const tsr_key *k); /* oct keys count as private */
+unsigned tsr_key_bits(const tsr_key *k);
+/* Exact signature length this key produces and accepts. */
+size_t tsr_key_sig_len(const tsr_key *k);
+
+/* Exports the components. Public only unless with_private. The bytes live in
+ * *buf (heap, secret when private: free with tsr_key_parts_buf_free); parts
+ * points into it. */
+TSR_MUST_CHECK tsr_err tsr_key_export(const tsr_key *k, int with_private,
+                                      tsr_key_parts *parts /* OUT */, void **buf /* OUT */);
+void tsr_key_parts_buf_free(void *buf);
+
+/* PEM of the public key (SPKI) or, with with_private, PKCS#8 private key.
+ * Heap string in *pem (free with tsr_key_pem_free, which wipes). oct keys have no PEM. */
+TSR_MUST_CHECK tsr_err tsr_key_to_pem(const tsr_key *k, int with_private, char **pem /* OUT */,
+                                      size_t *len /* OUT */);
+void tsr_key_pem_free(char *pem, size_t len);
+
+/* Signs msg with the key's algorithm; sig receives exactly tsr_key_sig_len(k) bytes
+ * (JWS form: raw R||S for ECDSA). Needs the private part. */
+TSR_MUST_CHECK tsr_err tsr_key_sign(const tsr_key *k, const uint8_t *msg, size_t n,
+                                    uint8_t *sig /* OUT */, size_t cap, size_t *siglen /* OUT */);
+
+/* Verifies a JWS signature over msg. TSR_OK only for a valid signature of the exact
+ * length; TSR_ERR_TOKEN_SIGNATURE otherwise. CT for HMAC. Thread-safe; allocates
+ * nothing after the first call on a thread. */
+TSR_MUST_CHECK tsr_err tsr_key_verify(const tsr_key *k, const uint8_t *msg, size_t n,
+                                      const uint8_t *sig, size_t siglen);
+
+/* Releases this thread's cached verification contexts (optional; also at thread exit). */
+void tsr_crypto_thread_cleanup(void);
+
+#endif
