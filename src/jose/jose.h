@@ -146,20 +146,31 @@ typedef struct tsr_jwt_policy {
  * 30 s leeway; the caller sets iss and aud. */
 tsr_jwt_policy tsr_jwt_policy_access(const char *iss, const char *aud);
 
+#define TSR_JWT_ROLES_MAX 32
+
+/* A verified token. Strings point into strbuf (unescaped, NUL-terminated); the
+ * struct owns nothing on the heap, so it can live on the stack of a request. */
 typedef struct tsr_jwt {
-    struct json_t *claims;      /* owned; released by tsr_jwt_reset */
-    const char *iss, *sub, *sid, *jti, *scope; /* borrowed from claims; NULL if absent */
-    int64_t exp, nbf, iat;      /* 0 when absent */
+    const char *iss, *sub, *sid, *jti, *scope; /* NULL if absent */
+    const char *roles[TSR_JWT_ROLES_MAX];
+    size_t nroles;
+    int64_t exp, nbf, iat;                     /* 0 when absent */
     tsr_alg alg;
-    const tsr_jwk *key;         /* borrowed from the set that verified it */
+    const tsr_jwk *key;                        /* borrowed from the set that verified it */
+    size_t payload_len;
+    char payload[TSR_JWT_MAX_BYTES];           /* the claims JSON as received */
+    char strbuf[TSR_JWT_MAX_BYTES];
 } tsr_jwt;
 
-/* Verifies signature and claims at time now (Unix seconds). On TSR_OK *out holds
- * the claims (tsr_jwt_reset releases them); on error *out is zeroed and the error
- * says why (TSR_ERR_TOKEN_*). */
+/* Verifies signature and claims at time now (Unix seconds). On error the fields
+ * above payload are zeroed and the error says why (TSR_ERR_TOKEN_*). Claims are
+ * read with the strict allocation-free reader; a verify allocates nothing. */
 TSR_MUST_CHECK tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t now,
                                       const char *tok, size_t len, tsr_jwt *out /* OUT */);
+/* Clears the claim fields (nothing to free; kept for symmetry with verify). */
 void tsr_jwt_reset(tsr_jwt *jwt);
+/* All claims of a verified token as a jansson object (new reference). */
+TSR_MUST_CHECK tsr_err tsr_jwt_claims_json(const tsr_jwt *jwt, struct json_t **out /* OUT */);
 
 /* Signs claims (a JSON object) as a JWT with the given typ. Heap string in *out (free()). */
 TSR_MUST_CHECK tsr_err tsr_jwt_sign(const tsr_jwk *k, const char *typ,

@@ -74,13 +74,12 @@ out:
 }
 
 /* typ compare per RFC 7515 4.1.9: case-insensitive, "application/" optional. */
-static int typ_matches(const json_t *v, const char *want)
+static int typ_matches(const tsr_jv *v, const char *want)
 {
-    const char *s;
-    if (!json_is_string(v))
-        return 0;
-    s = json_string_value(v);
-    if (strlen(s) != json_string_length(v))
+    char buf[64];
+    const char *s = buf;
+    size_t n;
+    if (v == NULL || tsr_json_string(v, buf, sizeof buf, &n) != TSR_OK || strlen(buf) != n)
         return 0;
     if (strncasecmp(s, "application/", 12) == 0)
         s += 12;
@@ -88,6 +87,8 @@ static int typ_matches(const json_t *v, const char *want)
         want += 12;
     return strcasecmp(s, want) == 0;
 }
+
+#define HDR_MEMBERS_MAX 16
 
 tsr_err tsr_jws_verify(const tsr_jwks *set, const tsr_jws_opts *opts, const char *tok,
                        size_t len, uint8_t *buf, size_t cap, size_t *payload_len,
@@ -98,7 +99,9 @@ tsr_err tsr_jws_verify(const tsr_jwks *set, const tsr_jws_opts *opts, const char
     uint8_t hbuf[HDR_MAX_BYTES];
     uint8_t sig[TSR_SIG_MAX_BYTES];
     size_t hlen, siglen;
-    json_t *hdr = NULL, *v;
+    tsr_jmember hm[HDR_MEMBERS_MAX];
+    size_t nh = 0;
+    const tsr_jv *v;
     const tsr_jwk *k = NULL;
     tsr_alg alg;
 
@@ -124,34 +127,35 @@ tsr_err tsr_jws_verify(const tsr_jwks *set, const tsr_jws_opts *opts, const char
         goto out;
 
     rc = TSR_ERR_TOKEN_JSON;
-    hdr = tsr_jose_parse_object((const char *)hbuf, hlen);
-    if (hdr == NULL)
+    if (tsr_json_scan_object((const char *)hbuf, hlen, hm, HDR_MEMBERS_MAX, &nh) != TSR_OK)
         goto out;
 
     rc = TSR_ERR_TOKEN_ALG;
-    v = json_object_get(hdr, "alg");
-    if (!json_is_string(v))
+    v = tsr_json_find(hm, nh, "alg");
+    if (v == NULL || v->type != TSR_JV_STRING || v->has_escape)
         goto out;
-    alg = tsr_alg_from_name(json_string_value(v), json_string_length(v));
+    alg = tsr_alg_from_name(v->p, v->n);
     if (alg == TSR_ALG_INVALID)
         goto out;
 
     /* We implement no JWS extension, so any crit names one we do not understand. */
-    if (json_object_get(hdr, "crit") != NULL) {
+    if (tsr_json_find(hm, nh, "crit") != NULL) {
         rc = TSR_ERR_TOKEN_CRIT;
         goto out;
     }
-    if (opts != NULL && opts->typ != NULL && !typ_matches(json_object_get(hdr, "typ"), opts->typ)) {
+    if (opts != NULL && opts->typ != NULL && !typ_matches(tsr_json_find(hm, nh, "typ"), opts->typ)) {
         rc = TSR_ERR_TOKEN_TYP;
         goto out;
     }
 
     rc = TSR_ERR_TOKEN_KID;
-    v = json_object_get(hdr, "kid");
+    v = tsr_json_find(hm, nh, "kid");
     if (v != NULL) {
-        if (!json_is_string(v))
+        char kid[TSR_KID_MAX + 1];
+        size_t kidlen;
+        if (v->type != TSR_JV_STRING || tsr_json_string(v, kid, sizeof kid, &kidlen) != TSR_OK)
             goto out;
-        k = tsr_jwks_find(set, json_string_value(v), json_string_length(v));
+        k = tsr_jwks_find(set, kid, kidlen);
     } else if ((opts == NULL || !opts->require_kid) && tsr_jwks_count(set) == 1) {
         k = tsr_jwks_get(set, 0);
     }
@@ -182,6 +186,5 @@ tsr_err tsr_jws_verify(const tsr_jwks *set, const tsr_jws_opts *opts, const char
     *key = k;
     rc = TSR_OK;
 out:
-    json_decref(hdr);
     return rc;
 }

@@ -3,7 +3,7 @@
  * Claims are checked after the signature: times with leeway, iss exact, aud as a
  * string or an array, and the registered string claims typed. The claims JSON is
  * the only allocation of a verify. */
-#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,145 +22,151 @@ tsr_jwt_policy tsr_jwt_policy_access(const char *iss, const char *aud)
     return p;
 }
 
+/* The claim fields, everything before the payload buffer. */
+#define JWT_HEAD_BYTES offsetof(tsr_jwt, payload_len)
+
 void tsr_jwt_reset(tsr_jwt *jwt)
 {
-    if (jwt == NULL)
-        return;
-    json_decref(jwt->claims);
-    memset(jwt, 0, sizeof *jwt);
+    if (jwt != NULL)
+        memset(jwt, 0, JWT_HEAD_BYTES);
 }
 
-/* A NumericDate: a JSON integer, or a finite real (floored). */
-static int numeric_date(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return 1;
-    }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!isfinite(d) || d < -9.2e18 || d > 9.2e18)
-            return 0;
-        *out = (int64_t)floor(d);
-        return 1;
-    }
-    return 0;
-}
+#define CLAIMS_MEMBERS_MAX TSR_JSON_KEYS_MAX
 
-/* Optional string claim: absent gives NULL; present must be a string without NUL. */
-static int string_claim(const json_t *claims, const char *name, const char **out)
+/* Optional string claim into the jwt's string buffer: absent gives NULL. */
+static int string_claim(tsr_jwt *jwt, size_t *used, const tsr_jmember *m, size_t nm,
+                        const char *name, const char **out)
 {
-    const json_t *v = json_object_get(claims, name);
+    const tsr_jv *v = tsr_json_find(m, nm, name);
+    size_t n;
     *out = NULL;
     if (v == NULL)
         return 1;
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+    if (v->type != TSR_JV_STRING ||
+        tsr_json_string(v, jwt->strbuf + *used, sizeof jwt->strbuf - *used, &n) != TSR_OK ||
+        strlen(jwt->strbuf + *used) != n)
         return 0;
-    *out = json_string_value(v);
+    *out = jwt->strbuf + *used;
+    *used += n + 1;
     return 1;
 }
 
-static int aud_contains(const json_t *aud, const char *want)
+/* aud is a string or an array of strings (RFC 7519 4.1.3); is want among them? */
+static int aud_check(const tsr_jv *aud, const char *want, char *scratch, size_t cap, int *ok)
 {
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0 &&
-               strlen(want) == json_string_length(aud);
-    if (json_is_array(aud)) {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(aud, i, e) {
-            if (json_is_string(e) && strlen(want) == json_string_length(e) &&
-                strcmp(json_string_value(e), want) == 0)
-                return 1;
-        }
-    }
-    return 0;
-}
-
-/* aud is a string or an array of strings (RFC 7519 4.1.3). */
-static int aud_well_formed(const json_t *aud)
-{
-    if (aud == NULL || json_is_string(aud))
+    size_t n, pos = 0;
+    int done = 0;
+    tsr_jv e;
+    *ok = 0;
+    if (aud == NULL)
         return 1;
-    if (!json_is_array(aud))
-        return 0;
-    size_t i;
-    const json_t *e;
-    json_array_foreach(aud, i, e) {
-        if (!json_is_string(e))
+    if (aud->type == TSR_JV_STRING) {
+        if (tsr_json_string(aud, scratch, cap, &n) != TSR_OK)
             return 0;
+        *ok = want != NULL && strlen(want) == n && memcmp(scratch, want, n) == 0;
+        return 1;
     }
-    return 1;
+    if (aud->type != TSR_JV_ARRAY)
+        return 0;
+    for (;;) {
+        if (tsr_json_array_next(aud, &pos, &e, &done) != TSR_OK)
+            return 0;
+        if (done)
+            return 1;
+        if (e.type != TSR_JV_STRING || tsr_json_string(&e, scratch, cap, &n) != TSR_OK)
+            return 0;
+        if (want != NULL && strlen(want) == n && memcmp(scratch, want, n) == 0)
+            *ok = 1;
+    }
 }
 
-static int roles_well_formed(const json_t *roles)
+static int roles_claim(tsr_jwt *jwt, size_t *used, const tsr_jv *roles)
 {
+    size_t pos = 0, n;
+    int done = 0;
+    tsr_jv e;
     if (roles == NULL)
         return 1;
-    if (!json_is_array(roles))
+    if (roles->type != TSR_JV_ARRAY)
         return 0;
-    size_t i;
-    const json_t *e;
-    json_array_foreach(roles, i, e) {
-        if (!json_is_string(e))
+    for (;;) {
+        if (tsr_json_array_next(roles, &pos, &e, &done) != TSR_OK)
             return 0;
+        if (done)
+            return 1;
+        if (e.type != TSR_JV_STRING || jwt->nroles == TSR_JWT_ROLES_MAX ||
+            tsr_json_string(&e, jwt->strbuf + *used, sizeof jwt->strbuf - *used, &n) != TSR_OK ||
+            strlen(jwt->strbuf + *used) != n)
+            return 0;
+        jwt->roles[jwt->nroles++] = jwt->strbuf + *used;
+        *used += n + 1;
     }
-    return 1;
+}
+
+static int date_claim(const tsr_jmember *m, size_t nm, const char *name, int64_t *out,
+                      int *present)
+{
+    const tsr_jv *v = tsr_json_find(m, nm, name);
+    *present = v != NULL;
+    *out = 0;
+    return v == NULL || tsr_json_numeric(v, out);
 }
 
 tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t now,
                        const char *tok, size_t len, tsr_jwt *out)
 {
     tsr_err rc = TSR_ERR_INTERNAL;
-    uint8_t payload[TSR_JWT_MAX_BYTES];
-    size_t plen = 0;
     const tsr_jwk *k = NULL;
-    json_t *claims = NULL, *v;
     tsr_jws_opts opts = {0};
-    int64_t leeway = 0;
+    tsr_jmember m[CLAIMS_MEMBERS_MAX];
+    size_t nm = 0, used = 0;
+    int64_t leeway;
+    int has_exp, has_nbf, has_iat, aud_ok;
 
     if (out == NULL)
         return TSR_ERR_INVALID;
-    memset(out, 0, sizeof *out);
+    memset(out, 0, JWT_HEAD_BYTES);
+    out->payload_len = 0;
     if (set == NULL || pol == NULL || tok == NULL)
         return TSR_ERR_INVALID;
     opts.typ = pol->typ;
     opts.require_kid = pol->require_kid;
     leeway = pol->leeway < 0 ? 0 : pol->leeway;
 
-    rc = tsr_jws_verify(set, &opts, tok, len, payload, sizeof payload, &plen, &k);
+    rc = tsr_jws_verify(set, &opts, tok, len, (uint8_t *)out->payload, sizeof out->payload - 1,
+                        &out->payload_len, &k);
     if (rc != TSR_OK)
         goto out;
+    out->payload[out->payload_len] = '\0';
 
     rc = TSR_ERR_TOKEN_JSON;
-    claims = tsr_jose_parse_object((const char *)payload, plen);
-    if (claims == NULL)
+    if (tsr_json_scan_object(out->payload, out->payload_len, m, CLAIMS_MEMBERS_MAX, &nm) != TSR_OK)
         goto out;
-    out->claims = claims;
 
     rc = TSR_ERR_TOKEN_CLAIMS;
-    v = json_object_get(claims, "exp");
-    if (v != NULL ? !numeric_date(v, &out->exp) : pol->require_exp)
+    if (!date_claim(m, nm, "exp", &out->exp, &has_exp) ||
+        !date_claim(m, nm, "nbf", &out->nbf, &has_nbf) ||
+        !date_claim(m, nm, "iat", &out->iat, &has_iat))
         goto out;
-    v = json_object_get(claims, "nbf");
-    if (v != NULL && !numeric_date(v, &out->nbf))
+    if (pol->require_exp && !has_exp)
         goto out;
-    v = json_object_get(claims, "iat");
-    if (v != NULL && !numeric_date(v, &out->iat))
+    if (!string_claim(out, &used, m, nm, "iss", &out->iss) ||
+        !string_claim(out, &used, m, nm, "sub", &out->sub) ||
+        !string_claim(out, &used, m, nm, "sid", &out->sid) ||
+        !string_claim(out, &used, m, nm, "jti", &out->jti) ||
+        !string_claim(out, &used, m, nm, "scope", &out->scope) ||
+        !roles_claim(out, &used, tsr_json_find(m, nm, "roles")))
         goto out;
-    if (!string_claim(claims, "iss", &out->iss) || !string_claim(claims, "sub", &out->sub) ||
-        !string_claim(claims, "sid", &out->sid) || !string_claim(claims, "jti", &out->jti) ||
-        !string_claim(claims, "scope", &out->scope))
-        goto out;
-    if (!aud_well_formed(json_object_get(claims, "aud")) ||
-        !roles_well_formed(json_object_get(claims, "roles")))
+    /* aud's scratch: the rest of strbuf, enough for any one string of the payload. */
+    if (!aud_check(tsr_json_find(m, nm, "aud"), pol->aud, out->strbuf + used,
+                   sizeof out->strbuf - used, &aud_ok))
         goto out;
 
-    if (json_object_get(claims, "exp") != NULL && now >= out->exp + leeway) {
+    if (has_exp && now >= out->exp + leeway) {
         rc = TSR_ERR_TOKEN_EXPIRED;
         goto out;
     }
-    if ((out->nbf != 0 && now + leeway < out->nbf) || (out->iat != 0 && now + leeway < out->iat)) {
+    if ((has_nbf && now + leeway < out->nbf) || (has_iat && now + leeway < out->iat)) {
         rc = TSR_ERR_TOKEN_NOT_YET;
         goto out;
     }
@@ -168,7 +174,7 @@ tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t n
         rc = TSR_ERR_TOKEN_ISSUER;
         goto out;
     }
-    if (pol->aud != NULL && !aud_contains(json_object_get(claims, "aud"), pol->aud)) {
+    if (pol->aud != NULL && !aud_ok) {
         rc = TSR_ERR_TOKEN_AUDIENCE;
         goto out;
     }
@@ -176,9 +182,22 @@ tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t n
     out->key = k;
     rc = TSR_OK;
 out:
-    if (rc != TSR_OK)
+    if (rc != TSR_OK) {
         tsr_jwt_reset(out);
+        out->payload_len = 0;
+    }
     return rc;
+}
+
+tsr_err tsr_jwt_claims_json(const tsr_jwt *jwt, json_t **out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    *out = NULL;
+    if (jwt == NULL || jwt->payload_len == 0)
+        return TSR_ERR_INVALID;
+    *out = tsr_jose_parse_object(jwt->payload, jwt->payload_len);
+    return *out != NULL ? TSR_OK : TSR_ERR_TOKEN_JSON;
 }
 
 tsr_err tsr_jwt_sign(const tsr_jwk *k, const char *typ, const json_t *claims, char **out,
