@@ -20,7 +20,8 @@ asan: bootstrap
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/tessera serve
+	@# The HTTP server (tessera serve) is the next milestone; until then show the CLI.
+	./$(BUILD)/tessera help
 
 lint:
 	@scripts/check-banned
