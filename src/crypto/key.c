@@ -90,6 +90,28 @@ static int pkey_has_private(const EVP_PKEY *pkey)
     return 0;
 }
 
+static int rsa_has_factors(const EVP_PKEY *pkey)
+{
+    BIGNUM *p = NULL;
+    int has = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR1, &p) == 1 && p != NULL;
+    BN_clear_free(p);
+    ERR_clear_error();
+    return has;
+}
+
+/* Signs and verifies a fixed message: the private part matches the public one. */
+static tsr_err sign_verify_selftest(const tsr_key *k)
+{
+    static const uint8_t msg[] = "tessera key self-test";
+    uint8_t sig[TSR_SIG_MAX_BYTES];
+    size_t n = 0;
+    tsr_err rc = tsr_key_sign(k, msg, sizeof msg, sig, sizeof sig, &n);
+    if (rc == TSR_OK)
+        rc = tsr_key_verify(k, msg, sizeof msg, sig, n);
+    tsr_crypto_thread_cleanup(); /* drop the context this check cached on this thread */
+    return rc == TSR_OK ? TSR_OK : TSR_ERR_KEY_INVALID;
+}
+
 /* Checks that pkey suits alg, validates it, and wraps it. Takes pkey on success
  * and on failure. */
 static tsr_err key_new_from_pkey(tsr_alg alg, EVP_PKEY *pkey, tsr_key **out)
@@ -177,13 +199,21 @@ static tsr_err key_new_from_pkey(tsr_alg alg, EVP_PKEY *pkey, tsr_key **out)
         rc = TSR_ERR_KEY_INVALID;
         goto out;
     }
-    if (k->has_private && EVP_PKEY_pairwise_check(check) != 1) {
+    /* OpenSSL's RSA pair-wise check needs the CRT factors; an RSA key given as n, e, d
+     * alone (RFC 7518 6.3.2 allows it) is checked by a signature round trip below. */
+    int rsa_no_crt = k->kty == TSR_KTY_RSA && k->has_private && !rsa_has_factors(k->pkey);
+    if (k->has_private && !rsa_no_crt && EVP_PKEY_pairwise_check(check) != 1) {
         rc = TSR_ERR_KEY_INVALID;
         goto out;
     }
     rc = tsr_key_finish(k);
     if (rc != TSR_OK)
         goto out;
+    if (rsa_no_crt) {
+        rc = sign_verify_selftest(k);
+        if (rc != TSR_OK)
+            goto out;
+    }
     *out = k;
     k = NULL;
     rc = TSR_OK;
@@ -308,6 +338,9 @@ static tsr_err rsa_from_parts(const tsr_key_parts *pp, EVP_PKEY **out)
 
     *out = NULL;
     if (!bytes_ok(&pp->n) || !bytes_ok(&pp->e) || pp->e.n > 8 || (has_d && !bytes_ok(&pp->d)))
+        goto out;
+    /* RFC 7518 6.3.1: n and e in the minimum number of octets. */
+    if (pp->n.p[0] == 0 || pp->e.p[0] == 0)
         goto out;
     /* RFC 7518 6.3.2: the CRT members come all together, and only with d. */
     for (int i = 0; i < 5; i++) {

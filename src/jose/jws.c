@@ -132,9 +132,14 @@ tsr_err tsr_jws_verify(const tsr_jwks *set, const tsr_jws_opts *opts, const char
 
     rc = TSR_ERR_TOKEN_ALG;
     v = tsr_json_find(hm, nh, "alg");
-    if (v == NULL || v->type != TSR_JV_STRING || v->has_escape)
-        goto out;
-    alg = tsr_alg_from_name(v->p, v->n);
+    {
+        char name[64];
+        size_t nlen;
+        if (v == NULL || v->type != TSR_JV_STRING ||
+            tsr_json_string(v, name, sizeof name, &nlen) != TSR_OK)
+            goto out;
+        alg = tsr_alg_from_name(name, nlen);
+    }
     if (alg == TSR_ALG_INVALID)
         goto out;
 
