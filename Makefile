@@ -30,6 +30,8 @@ test: lint test-release test-asan
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@# The per-file vector counts (ctest keeps every test's output in its log).
+	@grep -h "cases:" $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
