@@ -24,9 +24,9 @@ typedef enum tsr_err {
     /* Key material. */
     TSR_ERR_KEY_INVALID,   /* key parsed but fails validation (off-curve point, mismatch) */
     /* Token verification: why a token was refused. */
-    TSR_ERR_TOKEN_MALFORMED, /* not three strict base64url parts, or JSON not an object */
+    TSR_ERR_TOKEN_MALFORMED, /* not three strict base64url parts */
     TSR_ERR_TOKEN_TOO_LARGE, /* over TSR_JWT_MAX_BYTES */
-    TSR_ERR_TOKEN_JSON,      /* header or claims not strict JSON (duplicate keys included) */
+    TSR_ERR_TOKEN_JSON,      /* header or claims not one strict JSON object (duplicates too) */
     TSR_ERR_TOKEN_ALG,       /* alg missing, "none", unknown, or not the key's alg */
     TSR_ERR_TOKEN_KID,       /* kid missing or not in our key set */
     TSR_ERR_TOKEN_CRIT,      /* crit header names an extension we do not understand */

@@ -162,7 +162,7 @@ tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t n
                    sizeof out->strbuf - used, &aud_ok))
         goto out;
 
-    if (has_exp && now >= out->exp + leeway) {
+    if (has_exp && now - leeway >= out->exp) { /* now is sane; exp may be INT64_MAX */
         rc = TSR_ERR_TOKEN_EXPIRED;
         goto out;
     }
