@@ -1,0 +1,250 @@
+/* store.c: opens a store by URL and dispatches every call to its backend.
+ *
+ * The checks every backend would repeat live here once: NULL arguments are
+ * TSR_ERR_INVALID and outputs are zeroed before the backend runs, so a failed call
+ * leaves zero/NULL whatever the backend does. */
+#include <string.h>
+
+#include "store/sqlite/sqlite_int.h"
+#include "store/store.h"
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+tsr_err tsr_store_open(const char *url, tsr_store **out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    *out = NULL;
+    if (url == NULL || url[0] == '\0')
+        return TSR_ERR_INVALID;
+    if (has_prefix(url, "sqlite:"))
+        return tsr_store_sqlite_open(url + strlen("sqlite:"), out);
+    /* PostgreSQL is the scaled-out backend of a later milestone. */
+    if (has_prefix(url, "postgresql://") || has_prefix(url, "postgres://"))
+        return TSR_ERR_UNSUPPORTED;
+    return TSR_ERR_UNSUPPORTED;
+}
+
+void tsr_store_close(tsr_store *s)
+{
+    if (s == NULL || s->ops == NULL || s->ops->close == NULL)
+        return;
+    s->ops->close(s);
+}
+
+tsr_err tsr_store_ping(tsr_store *s)
+{
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->ping == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->ping(s);
+}
+
+tsr_err tsr_store_user_create(tsr_store *s, const tsr_user *u)
+{
+    if (s == NULL || s->ops == NULL || u == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_create == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_create(s, u);
+}
+
+tsr_err tsr_store_user_get(tsr_store *s, const char *id, tsr_user *out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (s == NULL || s->ops == NULL || id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_get == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_get(s, id, out);
+}
+
+tsr_err tsr_store_user_get_by_name(tsr_store *s, const char *username, tsr_user *out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (s == NULL || s->ops == NULL || username == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_get_by_name == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_get_by_name(s, username, out);
+}
+
+tsr_err tsr_store_user_list(tsr_store *s, const char *after, size_t limit, tsr_user *out, size_t *n)
+{
+    if (n == NULL)
+        return TSR_ERR_INVALID;
+    *n = 0;
+    if (out == NULL && limit > 0)
+        return TSR_ERR_INVALID;
+    if (out != NULL && limit > 0)
+        memset(out, 0, limit * sizeof *out);
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_list == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_list(s, after, limit, out, n);
+}
+
+tsr_err tsr_store_user_update(tsr_store *s, const tsr_user *u)
+{
+    if (s == NULL || s->ops == NULL || u == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_update == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_update(s, u);
+}
+
+tsr_err tsr_store_user_delete(tsr_store *s, const char *id)
+{
+    if (s == NULL || s->ops == NULL || id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_delete == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_delete(s, id);
+}
+
+tsr_err tsr_store_session_create(tsr_store *s, const tsr_session *ss, size_t max_per_user,
+                                 int64_t now)
+{
+    if (s == NULL || s->ops == NULL || ss == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_create == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_create(s, ss, max_per_user, now);
+}
+
+tsr_err tsr_store_session_get(tsr_store *s, const char *id, tsr_session *out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (s == NULL || s->ops == NULL || id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_get == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_get(s, id, out);
+}
+
+tsr_err tsr_store_session_get_by_hash(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                      tsr_session *out)
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (s == NULL || s->ops == NULL || hash == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_get_by_hash == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_get_by_hash(s, hash, out);
+}
+
+tsr_err tsr_store_session_touch(tsr_store *s, const char *id, int64_t last_seen_at,
+                                int64_t idle_expires_at)
+{
+    if (s == NULL || s->ops == NULL || id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_touch == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_touch(s, id, last_seen_at, idle_expires_at);
+}
+
+tsr_err tsr_store_session_list(tsr_store *s, const char *user_id, int64_t now, tsr_session *out,
+                               size_t max, size_t *n)
+{
+    if (n == NULL)
+        return TSR_ERR_INVALID;
+    *n = 0;
+    if (out == NULL && max > 0)
+        return TSR_ERR_INVALID;
+    if (out != NULL && max > 0)
+        memset(out, 0, max * sizeof *out);
+    if (s == NULL || s->ops == NULL || user_id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_list == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_list(s, user_id, now, out, max, n);
+}
+
+tsr_err tsr_store_session_delete(tsr_store *s, const char *id)
+{
+    if (s == NULL || s->ops == NULL || id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_delete == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_delete(s, id);
+}
+
+tsr_err tsr_store_session_delete_user(tsr_store *s, const char *user_id, const char *except_id,
+                                      size_t *deleted)
+{
+    if (deleted == NULL)
+        return TSR_ERR_INVALID;
+    *deleted = 0;
+    if (s == NULL || s->ops == NULL || user_id == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_delete_user == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_delete_user(s, user_id, except_id, deleted);
+}
+
+tsr_err tsr_store_session_rotate(tsr_store *s, const char *old_id, const tsr_session *fresh)
+{
+    if (s == NULL || s->ops == NULL || old_id == NULL || fresh == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_rotate == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_rotate(s, old_id, fresh);
+}
+
+tsr_err tsr_store_session_count(tsr_store *s, int64_t now, size_t *n)
+{
+    if (n == NULL)
+        return TSR_ERR_INVALID;
+    *n = 0;
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_count == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_count(s, now, n);
+}
+
+tsr_err tsr_store_purge_expired(tsr_store *s, int64_t now, size_t *purged)
+{
+    if (purged == NULL)
+        return TSR_ERR_INVALID;
+    *purged = 0;
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->purge_expired == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->purge_expired(s, now, purged);
+}
+
+tsr_err tsr_store_meta_get(tsr_store *s, const char *key, char *out, size_t cap)
+{
+    if (out == NULL || cap == 0)
+        return TSR_ERR_INVALID;
+    memset(out, 0, cap);
+    if (s == NULL || s->ops == NULL || key == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->meta_get == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->meta_get(s, key, out, cap);
+}
+
+tsr_err tsr_store_meta_set(tsr_store *s, const char *key, const char *value)
+{
+    if (s == NULL || s->ops == NULL || key == NULL || value == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->meta_set == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->meta_set(s, key, value);
+}
