@@ -20,8 +20,7 @@ asan: bootstrap
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	@# The HTTP server (tessera serve) is the next milestone; until then show the CLI.
-	./$(BUILD)/tessera help
+	./$(BUILD)/tessera serve
 
 lint:
 	@scripts/check-banned

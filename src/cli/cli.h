@@ -21,6 +21,8 @@
  * an exit code. */
 int tsr_cli_keys(int argc, char **argv);
 int tsr_cli_token(int argc, char **argv);
+int tsr_cli_serve(int argc, char **argv);
+int tsr_cli_user(int argc, char **argv);
 
 /* Prints "tessera: <msg>\n" on stderr. Never pass secret data. */
 void tsr_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,8 @@ static const char usage_text[] =
     "  token sign      sign a JWT access token offline\n"
     "  token verify    verify a JWT and print its claims\n"
     "  token decode    print a JWT's header and claims WITHOUT verifying it\n"
+    "  serve           run the HTTP server\n"
+    "  user            manage accounts (add, list, show, disable, revoke, passwd)\n"
     "  version         print the version\n"
     "  help            print this help\n"
     "\n"
@@ -50,7 +52,9 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"keys", tsr_cli_keys},
+    {"serve", tsr_cli_serve},
     {"token", tsr_cli_token},
+    {"user", tsr_cli_user},
     {"version", cmd_version},
     {"help", cmd_help},
 };

@@ -33,6 +33,14 @@ static const struct {
     [TSR_ERR_TOKEN_ISSUER] = {"token issuer not accepted", "invalid_token"},
     [TSR_ERR_TOKEN_AUDIENCE] = {"token audience not accepted", "invalid_token"},
     [TSR_ERR_TOKEN_CLAIMS] = {"token claims invalid", "invalid_token"},
+    [TSR_ERR_WEAK_PASSWORD] = {"password too short or too long", "weak_password"},
+    [TSR_ERR_USERNAME_TAKEN] = {"username already taken", "username_taken"},
+    [TSR_ERR_INVALID_CREDENTIALS] = {"invalid username or password", "invalid_credentials"},
+    [TSR_ERR_UNAUTHENTICATED] = {"not authenticated", "unauthenticated"},
+    [TSR_ERR_RATE_LIMITED] = {"too many attempts", "rate_limited"},
+    [TSR_ERR_CSRF] = {"CSRF check failed", "csrf"},
+    [TSR_ERR_SIGNUP_CLOSED] = {"signup is closed", "signup_closed"},
+    [TSR_ERR_FORBIDDEN] = {"forbidden", "forbidden"},
 };
 
 const char *tsr_err_text(tsr_err e)

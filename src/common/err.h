@@ -37,6 +37,15 @@ typedef enum tsr_err {
     TSR_ERR_TOKEN_ISSUER,    /* iss missing or not ours */
     TSR_ERR_TOKEN_AUDIENCE,  /* aud missing or does not contain ours */
     TSR_ERR_TOKEN_CLAIMS,    /* a registered claim has the wrong type or is missing */
+    /* Accounts and sessions (SPEC section 4 codes). */
+    TSR_ERR_WEAK_PASSWORD,       /* password outside 8..256 bytes: "weak_password" */
+    TSR_ERR_USERNAME_TAKEN,      /* username already registered: "username_taken" */
+    TSR_ERR_INVALID_CREDENTIALS, /* unknown user, wrong password or disabled user, alike */
+    TSR_ERR_UNAUTHENTICATED,     /* no, unknown, expired or revoked session or key */
+    TSR_ERR_RATE_LIMITED,        /* too many failures: retry later */
+    TSR_ERR_CSRF,                /* missing or wrong CSRF token, or a foreign origin */
+    TSR_ERR_SIGNUP_CLOSED,       /* signup.open is false */
+    TSR_ERR_FORBIDDEN,           /* authenticated but not allowed (missing role) */
     TSR_ERR__COUNT
 } tsr_err;
 

@@ -152,4 +152,65 @@ TSR_MUST_CHECK tsr_err tsr_key_verify(const tsr_key *k, const uint8_t *msg, size
 /* Releases this thread's cached verification contexts (optional; also at thread exit). */
 void tsr_crypto_thread_cleanup(void);
 
+/* ---- passwords: Argon2id through libsodium (password.c) ----
+ *
+ * Hashes are libsodium's encoded strings ("$argon2id$v=19$m=...,t=...,p=1$...").
+ * libsodium's Argon2id always uses one lane: parallelism must be 1 (anything
+ * else is TSR_ERR_UNSUPPORTED). Hashing costs memory_kib KiB and real time: run
+ * it off the request threads (common/pool.h). Passwords are bytes (any UTF-8),
+ * 8..256 of them (NIST SP 800-63B) for a new password; the caller wipes them. */
+
+#define TSR_PASSWORD_MIN_BYTES 8
+#define TSR_PASSWORD_MAX_BYTES 256
+#define TSR_PWHASH_STR_BYTES 128          /* crypto_pwhash_STRBYTES, NUL included */
+#define TSR_ARGON2_MEMORY_KIB_MIN 8       /* crypto_pwhash_MEMLIMIT_MIN is 8192 bytes */
+#define TSR_ARGON2_MEMORY_KIB_MAX 4194304 /* 4 GiB */
+#define TSR_ARGON2_ITERATIONS_MIN 1
+#define TSR_ARGON2_ITERATIONS_MAX 64
+#define TSR_SHA256_HEX_CHARS 64
+
+typedef struct tsr_pwparams {
+    uint32_t memory_kib;   /* default 19456 (19 MiB) */
+    uint32_t iterations;   /* default 2 */
+    uint32_t parallelism;  /* must be 1 */
+} tsr_pwparams;
+
+/* TSR_OK when p is within the bounds above; TSR_ERR_INVALID or, for
+ * parallelism != 1, TSR_ERR_UNSUPPORTED. */
+TSR_MUST_CHECK tsr_err tsr_password_params_check(const tsr_pwparams *p);
+
+/* TSR_OK for 8..256 bytes, else TSR_ERR_WEAK_PASSWORD. pw may hold NULs. */
+TSR_MUST_CHECK tsr_err tsr_password_policy_check(const char *pw, size_t n);
+
+/* Hashes a new password (policy checked first: TSR_ERR_WEAK_PASSWORD) into out,
+ * NUL-terminated; cap >= TSR_PWHASH_STR_BYTES. TSR_ERR_NOMEM when the memory cost
+ * cannot be allocated. out is "" on failure. */
+TSR_MUST_CHECK tsr_err tsr_password_hash(const tsr_pwparams *p, const char *pw, size_t n,
+                                         char *out /* OUT */, size_t cap);
+
+/* CT: TSR_OK when pw matches the encoded Argon2id hash, TSR_ERR_INVALID_CREDENTIALS
+ * when it does not (or pw is over 256 bytes), TSR_ERR_INVALID for an encoded
+ * string that is not Argon2id, TSR_ERR_NOMEM when its memory cost cannot be met. */
+TSR_MUST_CHECK tsr_err tsr_password_verify(const char *encoded, const char *pw, size_t n);
+
+/* *needs = 1 when the encoded hash was made with other parameters than p (or is
+ * not Argon2id) and should be replaced after a successful verify; 0 otherwise.
+ * TSR_ERR_INVALID for a malformed string (then *needs is 1). */
+TSR_MUST_CHECK tsr_err tsr_password_needs_rehash(const char *encoded, const tsr_pwparams *p,
+                                                 int *needs /* OUT */);
+
+/* CT: costs what a real tsr_password_verify with params p costs, and always
+ * fails; for unknown usernames, so timing does not reveal which accounts exist.
+ * The first call with new params hashes a random password once (cached). */
+void tsr_password_dummy_verify(const tsr_pwparams *p, const char *pw, size_t n);
+
+/* SHA-256 of n bytes as 64 lower-case hex characters and a NUL. */
+TSR_MUST_CHECK tsr_err tsr_sha256_hex(const void *data, size_t n,
+                                      char out[TSR_SHA256_HEX_CHARS + 1] /* OUT */);
+
+/* CT: nonzero when the two byte strings are equal, compared by their SHA-256 so
+ * that time depends on neither content nor length (admin keys, any secret of
+ * variable length). */
+int tsr_ct_eq_sha256(const void *a, size_t an, const void *b, size_t bn);
+
 #endif

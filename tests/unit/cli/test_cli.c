@@ -257,7 +257,7 @@ static void unknown_command_and_bad_usage_exit_2(void)
 {
     static const char *const cmds[][10] = {
         {"frobnicate"},
-        {"serve"}, /* not implemented here: not in the command table */
+        {"serve", "--bogus"}, /* unknown option */
         {"keys"},
         {"keys", "frob"},
         {"keys", "generate"},

@@ -1,0 +1,55 @@
+/* auth_int.h: what the files of src/auth/ share: the context and the login rate
+ * limiter. Internal to src/auth/. */
+#ifndef TSR_AUTH_INT_H
+#define TSR_AUTH_INT_H
+
+#include <pthread.h>
+
+#include "auth/auth.h"
+
+#define TSR_RATE_KEY_BYTES 32
+
+typedef struct tsr_rate tsr_rate;
+
+struct tsr_auth {
+    tsr_store *store;                 /* borrowed */
+    tsr_auth_opts opts;
+    tsr_rate *rate;
+    uint8_t salt[16];                 /* per process: rate-limiter keys are unpredictable */
+    pthread_mutex_t admin_mu;
+    char admin_hash[TSR_SHA256_HEX_CHARS + 1]; /* "" until admin_key_init */
+};
+
+/* "usr_"/"ses_" + 22 base64url chars of 16 random bytes. */
+TSR_MUST_CHECK tsr_err tsr_auth_rand_id(const char *prefix, char out[TSR_ID_MAX + 1] /* OUT */);
+
+/* Copies src into dst (cap bytes with the NUL), cut to fit, replacing bytes
+ * outside printable ASCII by '?'. NULL src gives "". */
+void tsr_auth_copy_printable(char *dst, size_t cap, const char *src);
+
+/* The rate limiter: token buckets keyed by 32-byte digests. */
+TSR_MUST_CHECK tsr_err tsr_rate_new(size_t cap, tsr_rate **out /* OUT */);
+void tsr_rate_free(tsr_rate *r);
+/* TSR_OK or TSR_ERR_RATE_LIMITED with *retry_after >= 1. */
+TSR_MUST_CHECK tsr_err tsr_rate_check(tsr_rate *r, const uint8_t key[TSR_RATE_KEY_BYTES],
+                                      uint32_t max, int64_t window, int64_t now,
+                                      int64_t *retry_after /* OUT */);
+void tsr_rate_fail(tsr_rate *r, const uint8_t key[TSR_RATE_KEY_BYTES], uint32_t max,
+                   int64_t window, int64_t now);
+void tsr_rate_clear(tsr_rate *r, const uint8_t key[TSR_RATE_KEY_BYTES]);
+void tsr_rate_clear_all(tsr_rate *r);
+size_t tsr_rate_count(tsr_rate *r);
+
+/* Rate-limiter key of a username (ASCII case-folded) or an IP (IPv6 by its /64). */
+TSR_MUST_CHECK tsr_err tsr_auth_rate_key_user(const tsr_auth *a, const char *username,
+                                              size_t ulen,
+                                              uint8_t out[TSR_RATE_KEY_BYTES] /* OUT */);
+TSR_MUST_CHECK tsr_err tsr_auth_rate_key_ip(const tsr_auth *a, const char *ip,
+                                            uint8_t out[TSR_RATE_KEY_BYTES] /* OUT */);
+
+/* A short non-reversible fingerprint of a username for logs: 16 hex chars of
+ * SHA-256 (case-folded). Never log a failed username raw: people type passwords
+ * into it. */
+void tsr_auth_user_fingerprint(const char *username, size_t ulen, char out[17] /* OUT */);
+
+#endif

@@ -1,0 +1,206 @@
+/* cmd_serve.c: `tessera serve`: loads the config, opens the store, sets up
+ * the admin key (printing a generated one once), starts the hashing pool and
+ * the HTTP server, purges expired sessions every minute, and on SIGTERM or
+ * SIGINT stops gracefully: no new connections, in-flight requests finish,
+ * then the pool, the auth context and the store are closed in that order. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef TSR_HAVE_SERVER
+
+#include <pthread.h>
+
+#include "auth/auth.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/pool.h"
+#include "crypto/crypto.h"
+#include "http/http.h"
+#include "store/store.h"
+
+#define PURGE_INTERVAL 60          /* seconds between purges of expired sessions */
+#define HASH_QUEUE_PER_THREAD 32   /* waiting hash jobs per hashing thread */
+#define HASH_QUEUE_MIN 32
+
+static const char serve_usage[] =
+    "usage: tessera serve [--config FILE]\n"
+    "\n"
+    "Runs the tessera HTTP server until SIGTERM or SIGINT.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE   INI settings (every key also as TESSERA_SECTION_KEY)\n"
+    "  -h, --help      print this help\n"
+    "\n"
+    "With no config it listens on 127.0.0.1:8080 with SQLite at ./var/tessera.db.\n"
+    "On first start it generates the admin API key and prints it once on stdout.\n";
+
+/* Blocks the stop signals in this thread and every thread started after it,
+ * so that only the sigwait below receives them. */
+static int block_signals(sigset_t *set)
+{
+    struct sigaction ign;
+
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ign, NULL) != 0)
+        return -1;
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
+}
+
+static void purge(tsr_store *store)
+{
+    size_t purged = 0;
+    tsr_err rc = tsr_store_purge_expired(store, (int64_t)time(NULL), &purged);
+
+    if (rc != TSR_OK)
+        tsr_log(TSR_LOG_WARN, "purge of expired sessions failed", TSR_F_ERR(rc));
+    else if (purged > 0)
+        tsr_log(TSR_LOG_INFO, "expired sessions purged", TSR_F_INT("count", purged));
+}
+
+/* Waits for SIGTERM/SIGINT, purging every PURGE_INTERVAL seconds meanwhile. */
+static int wait_for_stop(const sigset_t *set, tsr_store *store)
+{
+    for (;;) {
+        struct timespec ts = {PURGE_INTERVAL, 0};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        if (sig < 0 && errno == EAGAIN)
+            purge(store);
+        else if (sig < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+int tsr_cli_serve(int argc, char **argv)
+{
+    int code = TSR_CLI_FAIL;
+    const char *config_path = NULL;
+    tsr_config cfg;
+    char errbuf[TSR_CONFIG_ERR_MAX > TSR_HTTP_ERR_MAX ? TSR_CONFIG_ERR_MAX : TSR_HTTP_ERR_MAX];
+    char generated[TSR_ADMIN_KEY_CHARS + 1];
+    int was_generated = 0;
+    tsr_store *inner = NULL, *store = NULL;
+    tsr_auth *auth = NULL;
+    tsr_auth_opts opts;
+    tsr_pool *pool = NULL;
+    tsr_http_server *srv = NULL;
+    sigset_t set;
+    size_t hash_threads;
+    int sig;
+    tsr_err rc;
+
+    memset(&cfg, 0, sizeof cfg);
+    generated[0] = '\0';
+    if (tsr_cli_wants_help(argc, argv)) {
+        fputs(serve_usage, stdout);
+        return TSR_CLI_OK;
+    }
+    for (int i = 1; i < argc; i++) {
+        int m = tsr_cli_opt_value(argc, argv, &i, "--config", &config_path);
+        if (m == 1)
+            continue;
+        if (m == 0)
+            tsr_cli_bad_arg(argv[i]);
+        fputs(serve_usage, stderr);
+        return TSR_CLI_USAGE;
+    }
+    if (block_signals(&set) != 0) {
+        tsr_cli_error("cannot set up signal handling");
+        goto out;
+    }
+    rc = tsr_config_load(config_path, &cfg, errbuf, sizeof errbuf);
+    if (rc != TSR_OK) {
+        tsr_cli_error("config: %s", errbuf);
+        goto out;
+    }
+    tsr_log_set_level(cfg.log.level);
+    rc = tsr_http_check_config(&cfg, errbuf, sizeof errbuf);
+    if (rc != TSR_OK) {
+        tsr_cli_error("%s", errbuf);
+        goto out;
+    }
+
+    rc = tsr_store_open(cfg.store.url, &inner);
+    if (rc != TSR_OK) {
+        tsr_cli_error("cannot open the store named by store.url: %s", tsr_err_text(rc));
+        goto out;
+    }
+    rc = tsr_http_store_metered_new(inner, &store);
+    if (rc != TSR_OK)
+        goto fail_rc;
+    rc = tsr_auth_opts_from_config(&cfg, &opts);
+    if (rc != TSR_OK) {
+        tsr_cli_error("the security.argon2_* settings are not usable: %s", tsr_err_text(rc));
+        goto out;
+    }
+    rc = tsr_auth_new(store, &opts, &auth);
+    if (rc != TSR_OK)
+        goto fail_rc;
+    rc = tsr_auth_admin_key_init(auth, cfg.admin.key, generated, &was_generated);
+    if (rc != TSR_OK) {
+        tsr_cli_error("admin key: %s", rc == TSR_ERR_WEAK_KEY
+                                           ? "admin.key is too short (at least 16 bytes)"
+                                           : tsr_err_text(rc));
+        goto out;
+    }
+    if (was_generated) {
+        /* Printed once: only its hash is kept. */
+        if (printf("admin key: %s\n", generated) < 0 || fflush(stdout) != 0) {
+            tsr_cli_error("cannot print the generated admin key");
+            goto out;
+        }
+    }
+    tsr_wipe(generated, sizeof generated);
+
+    hash_threads = cfg.server.threads / 2 > 0 ? cfg.server.threads / 2 : 1;
+    rc = tsr_pool_new(hash_threads,
+                      hash_threads * HASH_QUEUE_PER_THREAD > HASH_QUEUE_MIN
+                          ? hash_threads * HASH_QUEUE_PER_THREAD
+                          : HASH_QUEUE_MIN,
+                      &pool);
+    if (rc != TSR_OK)
+        goto fail_rc;
+    rc = tsr_http_server_start(&cfg, auth, pool, &srv, errbuf, sizeof errbuf);
+    if (rc != TSR_OK) {
+        tsr_cli_error("%s", errbuf[0] != '\0' ? errbuf : tsr_err_text(rc));
+        goto out;
+    }
+    purge(store);
+    sig = wait_for_stop(&set, store);
+    tsr_log(TSR_LOG_INFO, "shutting down", TSR_F_STR("signal", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "error"));
+    tsr_http_server_stop(srv, TSR_HTTP_GRACE_SECONDS);
+    srv = NULL;
+    code = sig > 0 ? TSR_CLI_OK : TSR_CLI_FAIL;
+    goto out;
+fail_rc:
+    tsr_cli_error("cannot start: %s", tsr_err_text(rc));
+out:
+    tsr_wipe(generated, sizeof generated);
+    tsr_http_server_stop(srv, 0);
+    tsr_pool_free(pool);
+    tsr_auth_free(auth);
+    tsr_store_close(store);
+    tsr_store_close(inner);
+    tsr_config_reset(&cfg);
+    return code;
+}
+
+#else
+
+int tsr_cli_serve(int argc, char **argv)
+{
+    tsr_cli_error("this build has no HTTP server");
+    return TSR_CLI_FAIL;
+}
+
+#endif

@@ -1,0 +1,168 @@
+/* store_metered.c: a store that times every call of another store into the
+ * store-latency histogram of /metrics, then returns the inner store's answer
+ * untouched. It is a backend like any other (begins with tsr_store base), so
+ * auth and the CLI need not know it is there. Closing it leaves inner open. */
+#include "http/http_int.h"
+
+#include <stdlib.h>
+
+typedef struct metered {
+    tsr_store base;
+    tsr_store *inner;
+} metered;
+
+#define IN(s) (((metered *)(void *)(s))->inner)
+
+#define TIMED(op, call)                                                                    \
+    do {                                                                                   \
+        uint64_t t0_ = tsr_http_now_ns();                                                  \
+        tsr_err rc_ = (call);                                                              \
+        tsr_metrics_store((op), tsr_http_now_ns() - t0_);                                  \
+        return rc_;                                                                        \
+    } while (0)
+
+static void m_close(tsr_store *s)
+{
+    free(s);
+}
+
+static tsr_err m_ping(tsr_store *s)
+{
+    TIMED(TSR_MS_PING, tsr_store_ping(IN(s)));
+}
+
+static tsr_err m_user_create(tsr_store *s, const tsr_user *u)
+{
+    TIMED(TSR_MS_USER_WRITE, tsr_store_user_create(IN(s), u));
+}
+
+static tsr_err m_user_get(tsr_store *s, const char *id, tsr_user *out)
+{
+    TIMED(TSR_MS_USER_READ, tsr_store_user_get(IN(s), id, out));
+}
+
+static tsr_err m_user_get_by_name(tsr_store *s, const char *username, tsr_user *out)
+{
+    TIMED(TSR_MS_USER_READ, tsr_store_user_get_by_name(IN(s), username, out));
+}
+
+static tsr_err m_user_list(tsr_store *s, const char *after, size_t limit, tsr_user *out,
+                           size_t *n)
+{
+    TIMED(TSR_MS_USER_READ, tsr_store_user_list(IN(s), after, limit, out, n));
+}
+
+static tsr_err m_user_update(tsr_store *s, const tsr_user *u)
+{
+    TIMED(TSR_MS_USER_WRITE, tsr_store_user_update(IN(s), u));
+}
+
+static tsr_err m_user_delete(tsr_store *s, const char *id)
+{
+    TIMED(TSR_MS_USER_WRITE, tsr_store_user_delete(IN(s), id));
+}
+
+static tsr_err m_session_create(tsr_store *s, const tsr_session *ss, size_t max_per_user,
+                                int64_t now)
+{
+    TIMED(TSR_MS_SESSION_WRITE, tsr_store_session_create(IN(s), ss, max_per_user, now));
+}
+
+static tsr_err m_session_get(tsr_store *s, const char *id, tsr_session *out)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_session_get(IN(s), id, out));
+}
+
+static tsr_err m_session_get_by_hash(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                     tsr_session *out)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_session_get_by_hash(IN(s), hash, out));
+}
+
+static tsr_err m_session_touch(tsr_store *s, const char *id, int64_t last_seen_at,
+                               int64_t idle_expires_at)
+{
+    TIMED(TSR_MS_SESSION_TOUCH, tsr_store_session_touch(IN(s), id, last_seen_at, idle_expires_at));
+}
+
+static tsr_err m_session_list(tsr_store *s, const char *user_id, int64_t now, tsr_session *out,
+                              size_t max, size_t *n)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_session_list(IN(s), user_id, now, out, max, n));
+}
+
+static tsr_err m_session_delete(tsr_store *s, const char *id)
+{
+    TIMED(TSR_MS_SESSION_WRITE, tsr_store_session_delete(IN(s), id));
+}
+
+static tsr_err m_session_delete_user(tsr_store *s, const char *user_id, const char *except_id,
+                                     size_t *deleted)
+{
+    TIMED(TSR_MS_SESSION_WRITE, tsr_store_session_delete_user(IN(s), user_id, except_id, deleted));
+}
+
+static tsr_err m_session_rotate(tsr_store *s, const char *old_id, const tsr_session *fresh)
+{
+    TIMED(TSR_MS_SESSION_WRITE, tsr_store_session_rotate(IN(s), old_id, fresh));
+}
+
+static tsr_err m_session_count(tsr_store *s, int64_t now, size_t *n)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_session_count(IN(s), now, n));
+}
+
+static tsr_err m_purge_expired(tsr_store *s, int64_t now, size_t *purged)
+{
+    TIMED(TSR_MS_PURGE, tsr_store_purge_expired(IN(s), now, purged));
+}
+
+static tsr_err m_meta_get(tsr_store *s, const char *key, char *out, size_t cap)
+{
+    TIMED(TSR_MS_META, tsr_store_meta_get(IN(s), key, out, cap));
+}
+
+static tsr_err m_meta_set(tsr_store *s, const char *key, const char *value)
+{
+    TIMED(TSR_MS_META, tsr_store_meta_set(IN(s), key, value));
+}
+
+static const tsr_store_ops metered_ops = {
+    .name = "metered",
+    .close = m_close,
+    .ping = m_ping,
+    .user_create = m_user_create,
+    .user_get = m_user_get,
+    .user_get_by_name = m_user_get_by_name,
+    .user_list = m_user_list,
+    .user_update = m_user_update,
+    .user_delete = m_user_delete,
+    .session_create = m_session_create,
+    .session_get = m_session_get,
+    .session_get_by_hash = m_session_get_by_hash,
+    .session_touch = m_session_touch,
+    .session_list = m_session_list,
+    .session_delete = m_session_delete,
+    .session_delete_user = m_session_delete_user,
+    .session_rotate = m_session_rotate,
+    .session_count = m_session_count,
+    .purge_expired = m_purge_expired,
+    .meta_get = m_meta_get,
+    .meta_set = m_meta_set,
+};
+
+tsr_err tsr_http_store_metered_new(tsr_store *inner, tsr_store **out)
+{
+    metered *m;
+
+    *out = NULL;
+    if (inner == NULL)
+        return TSR_ERR_INVALID;
+    m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return TSR_ERR_NOMEM;
+    m->base.ops = &metered_ops;
+    m->inner = inner;
+    *out = &m->base;
+    return TSR_OK;
+}
