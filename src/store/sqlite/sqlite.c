@@ -753,6 +753,24 @@ out:
     return rc;
 }
 
+/* Binds parameters 1-6 shared by the user insert and update statements:
+ * id, username, lower-cased username, pwhash, roles, disabled. */
+static tsr_err bind_user(sqlite3_stmt *st, const tsr_user *u, const char *lc)
+{
+    tsr_err rc = bind_text(st, 1, u->id);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 2, u->username);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 3, lc);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 4, u->pwhash);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 5, u->roles);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 6, u->disabled != 0);
+    return rc;
+}
+
 static tsr_err sq_user_create(tsr_store *base, const tsr_user *u)
 {
     tsr_sqlite *s = (tsr_sqlite *)base;
@@ -771,17 +789,7 @@ static tsr_err sq_user_create(tsr_store *base, const tsr_user *u)
     rc = stmt_get(c, ST_USER_INSERT, &st);
     if (rc != TSR_OK)
         goto out;
-    rc = bind_text(st, 1, u->id);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 2, u->username);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 3, lc);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 4, u->pwhash);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 5, u->roles);
-    if (rc == TSR_OK)
-        rc = bind_i64(st, 6, u->disabled != 0);
+    rc = bind_user(st, u, lc);
     if (rc == TSR_OK)
         rc = bind_i64(st, 7, u->created_at);
     if (rc == TSR_OK)
@@ -908,17 +916,7 @@ static tsr_err sq_user_update(tsr_store *base, const tsr_user *u)
     rc = stmt_get(c, ST_USER_UPDATE, &st);
     if (rc != TSR_OK)
         goto out;
-    rc = bind_text(st, 1, u->id);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 2, u->username);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 3, lc);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 4, u->pwhash);
-    if (rc == TSR_OK)
-        rc = bind_text(st, 5, u->roles);
-    if (rc == TSR_OK)
-        rc = bind_i64(st, 6, u->disabled != 0);
+    rc = bind_user(st, u, lc);
     if (rc == TSR_OK)
         rc = bind_i64(st, 7, u->updated_at);
     if (rc != TSR_OK)
