@@ -120,8 +120,8 @@ TSR_MUST_CHECK tsr_err tsr_auth_user_find(tsr_auth *a, const char *id_or_name,
 
 /* One page of users ordered by id, strictly after `after` (NULL or "": first page);
  * limit 1..TSR_AUTH_LIST_MAX (TSR_ERR_INVALID otherwise); out holds limit entries.
- * *next is set to the last id when the page is full and more may follow, "" on the
- * last page. */
+ * *next is set to the page's last id when more users follow (one row is read
+ * ahead), "" on the last page, even a full one. */
 TSR_MUST_CHECK tsr_err tsr_auth_user_list(tsr_auth *a, const char *after, size_t limit,
                                           tsr_user *out /* OUT */, size_t *n /* OUT */,
                                           char next[TSR_ID_MAX + 1] /* OUT */);

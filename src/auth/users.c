@@ -323,8 +323,21 @@ tsr_err tsr_auth_user_list(tsr_auth *a, const char *after, size_t limit, tsr_use
         *n = 0;
         return rc;
     }
-    if (*n == limit)
-        memcpy(next, out[limit - 1].id, TSR_ID_MAX + 1);
+    if (*n == limit) {
+        /* A full page is the last one when nothing follows it: look one row ahead,
+         * so the last page answers next = null as SPEC asks. */
+        tsr_user probe;
+        size_t more = 0;
+        rc = tsr_store_user_list(a->store, out[limit - 1].id, 1, &probe, &more);
+        tsr_wipe(&probe, sizeof probe);
+        if (rc != TSR_OK) {
+            memset(out, 0, limit * sizeof *out);
+            *n = 0;
+            return rc;
+        }
+        if (more > 0)
+            memcpy(next, out[limit - 1].id, TSR_ID_MAX + 1);
+    }
     return TSR_OK;
 }
 

@@ -202,12 +202,22 @@ class Server:
         self.proc = None
         self._close_files()
 
-    def cleanup(self):
-        self.stop()
-        if os.environ.get("TESSERA_E2E_KEEP"):
+    def cleanup(self, check=True):
+        """Stops the server if it runs and removes its directory. With check, a
+        server that does not exit 0 on SIGTERM (a crash, a sanitizer report at
+        exit, a hang) raises ServerError with its log."""
+        was_running = self.alive()
+        code = self.stop()
+        problem = None
+        if check and was_running and code != 0:
+            problem = "%s exited with %r on SIGTERM (expected 0)\n%s" % (
+                self.name, code, self.log_tail())
+        if os.environ.get("TESSERA_E2E_KEEP") or problem:
             sys.stderr.write("[e2e] kept %s\n" % self.dir)
-            return
-        shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if problem:
+            raise ServerError(problem)
 
     def _close_files(self):
         for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
@@ -439,14 +449,15 @@ class ServerTestCase(unittest.TestCase):
         try:
             cls.server.start()
         except Exception:
-            cls.server.cleanup()
+            cls.server.cleanup(check=False)
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.cleanup()
+        server, cls.server = cls.server, None
         super().tearDownClass()
+        if server is not None:
+            server.cleanup()  # raises when the server did not exit cleanly
 
     def run(self, result=None):
         before = _bad_count(result)

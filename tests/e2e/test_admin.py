@@ -266,3 +266,56 @@ class AdminTest(ServerTestCase):
                 for k in u:
                     self.assertNotIn("hash", k.lower(), r.describe())
                     self.assertNotIn("password", k.lower(), r.describe())
+
+
+class AdminPagingTest(ServerTestCase):
+    """A server holding exactly four users, so that page boundaries are known:
+    `next` is null on the last page, also when that page happens to be full."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ids = []
+        for i in range(4):
+            r = Client(cls.server).admin("POST", "/v1/admin/users",
+                                         {"username": "page%d" % i, "password": PASSWORD})
+            if r.status != 201:
+                raise AssertionError(r.describe())
+            cls.ids.append(r.json["id"])
+
+    def pages(self, limit):
+        out, after = [], None
+        for _ in range(10):
+            path = "/v1/admin/users?limit=%d" % limit + ("&after=" + after if after else "")
+            r = Client(self.server).admin("GET", path)
+            self.assertStatus(r, 200)
+            out.append(([u["id"] for u in r.json["users"]], r.json["next"]))
+            after = r.json["next"]
+            if after is None:
+                return out
+        self.fail("paging did not end: %r" % out)
+
+    def test_pages_of_two(self):
+        p = self.pages(2)
+        self.assertEqual([len(ids) for ids, _ in p], [2, 2],
+                         "4 users, limit=2: two pages, the second with next=null; got %r" % p)
+        self.assertIsInstance(p[0][1], str)
+        self.assertIsNone(p[1][1])
+        self.assertEqual(sorted(p[0][0] + p[1][0]), sorted(self.ids))
+
+    def test_pages_of_three(self):
+        p = self.pages(3)
+        self.assertEqual([len(ids) for ids, _ in p], [3, 1], repr(p))
+        self.assertEqual(sorted(p[0][0] + p[1][0]), sorted(self.ids))
+
+    def test_one_page_holds_everything(self):
+        for limit in (4, 5, 1000):
+            p = self.pages(limit)
+            self.assertEqual(len(p), 1, "limit=%d holds all 4 users: next must be null; got %r"
+                             % (limit, p))
+            self.assertEqual(sorted(p[0][0]), sorted(self.ids))
+
+    def test_pages_of_one(self):
+        p = self.pages(1)
+        self.assertEqual([len(ids) for ids, _ in p], [1, 1, 1, 1], repr(p))
+        self.assertEqual(sorted(i for ids, _ in p for i in ids), sorted(self.ids))

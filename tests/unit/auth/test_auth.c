@@ -600,6 +600,12 @@ static void admin_user_operations(void)
         after = cursor;
     }
     CHECK(total == 5);
+    /* A full last page still says there is no next one. */
+    tsr_user all[5];
+    CHECK(tsr_auth_user_list(f.auth, NULL, 5, all, &n, next) == TSR_OK && n == 5);
+    CHECK(next[0] == '\0');
+    CHECK(tsr_auth_user_list(f.auth, NULL, 4, all, &n, next) == TSR_OK && n == 4);
+    CHECK(strcmp(next, all[3].id) == 0);
     CHECK(tsr_auth_user_list(f.auth, NULL, 0, page, &n, next) == TSR_ERR_INVALID);
     CHECK(tsr_auth_user_list(f.auth, NULL, TSR_AUTH_LIST_MAX + 1, page, &n, next) ==
           TSR_ERR_INVALID);
