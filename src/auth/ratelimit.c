@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "auth/auth_int.h"
@@ -276,21 +277,39 @@ tsr_err tsr_auth_rate_key_ip(const tsr_auth *a, const char *ip, uint8_t out[TSR_
     return salted_key(a, 'i', (const uint8_t *)ip, n, out);
 }
 
+/* A per-process random salt for log fingerprints: people type passwords into the
+ * username field, and an unsalted hash of it in a log could be guessed offline.
+ * Fingerprints still correlate the lines of one process run. */
+static uint8_t fp_salt[16];
+static int fp_salt_ok;
+static pthread_once_t fp_once = PTHREAD_ONCE_INIT;
+
+static void fp_salt_init(void)
+{
+    fp_salt_ok = tsr_rand(fp_salt, sizeof fp_salt) == TSR_OK;
+}
+
 void tsr_auth_user_fingerprint(const char *username, size_t ulen, char out[17])
 {
     static const char hex[] = "0123456789abcdef";
-    uint8_t low[RL_INPUT_MAX];
+    uint8_t low[sizeof fp_salt + RL_INPUT_MAX];
     uint8_t h[TSR_SHA256_BYTES];
 
     memset(out, 0, 17);
+    (void)pthread_once(&fp_once, fp_salt_init);
+    if (!fp_salt_ok)
+        return; /* no fingerprint rather than an unsalted one */
     if (username == NULL)
         ulen = 0;
     if (ulen > RL_INPUT_MAX)
         ulen = RL_INPUT_MAX;
+    memcpy(low, fp_salt, sizeof fp_salt);
     for (size_t i = 0; i < ulen; i++)
-        low[i] = (uint8_t)tolower((unsigned char)username[i]);
-    if (tsr_sha256(low, ulen, h) != TSR_OK)
+        low[sizeof fp_salt + i] = (uint8_t)tolower((unsigned char)username[i]);
+    if (tsr_sha256(low, sizeof fp_salt + ulen, h) != TSR_OK) {
+        tsr_wipe(low, sizeof low);
         return;
+    }
     for (size_t i = 0; i < 8; i++) {
         out[2 * i] = hex[h[i] >> 4];
         out[2 * i + 1] = hex[h[i] & 15];

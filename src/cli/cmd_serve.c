@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -161,6 +162,11 @@ int tsr_cli_serve(int argc, char **argv)
         }
     }
     tsr_wipe(generated, sizeof generated);
+    /* Only the hash is needed from here on: drop the plaintext from the config and
+     * from the environment, where a later crash dump or child could see it. */
+    if (cfg.admin.key != NULL)
+        tsr_wipe(cfg.admin.key, strlen(cfg.admin.key));
+    (void)unsetenv("TESSERA_ADMIN_KEY");
 
     hash_threads = cfg.server.threads / 2 > 0 ? cfg.server.threads / 2 : 1;
     rc = tsr_pool_new(hash_threads,

@@ -109,6 +109,15 @@ static void password_work(tsr_http_req *r)
     size_t ulen = strlen(j->user.username);
 
     memset(&cred, 0, sizeof cred);
+    /* Checked again here, on the hashing thread: the request-thread check alone
+     * let a burst of concurrent guesses all through before the first failure was
+     * recorded. */
+    int64_t retry = 0;
+    if (tsr_auth_login_check(r->srv->auth, j->user.username, ulen, r->ip, now, &retry) ==
+        TSR_ERR_RATE_LIMITED) {
+        tsr_http_rate_limited(r, retry);
+        goto out;
+    }
     if (tsr_http_json_str(r, "current_password", 1, &cur, &curlen) != TSR_OK ||
         tsr_http_json_str(r, "new_password", 1, &nw, &nwlen) != TSR_OK)
         goto out;
@@ -157,11 +166,7 @@ void tsr_h_password(tsr_http_req *r)
     }
     if (tsr_auth_login_check(r->srv->auth, j->user.username, strlen(j->user.username), r->ip,
                              (int64_t)time(NULL), &retry) == TSR_ERR_RATE_LIMITED) {
-        char v[24];
-        int n = snprintf(v, sizeof v, "%lld", (long long)(retry < 1 ? 1 : retry));
-        (void)tsr_http_problem(r, 429, "rate_limited", "too many failed attempts: retry later");
-        if (n > 0 && (size_t)n < sizeof v)
-            tsr_http_header(r, "Retry-After", v);
+        tsr_http_rate_limited(r, retry);
         goto out;
     }
     tsr_http_defer(r, password_work, j, pw_job_free);

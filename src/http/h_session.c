@@ -16,23 +16,10 @@
 
 static const char *const login_fields[] = {"username", "password", NULL};
 
-static void retry_after(tsr_http_req *r, int64_t secs)
-{
-    char v[24];
-    int n;
-
-    if (secs < 1)
-        secs = 1;
-    n = snprintf(v, sizeof v, "%lld", (long long)secs);
-    if (n > 0 && (size_t)n < sizeof v)
-        tsr_http_header(r, "Retry-After", v);
-}
-
 static void rate_limited(tsr_http_req *r, int64_t secs)
 {
     tsr_metrics_login(TSR_ML_RATE_LIMITED);
-    (void)tsr_http_problem(r, 429, "rate_limited", "too many failed logins: retry later");
-    retry_after(r, secs);
+    tsr_http_rate_limited(r, secs);
 }
 
 /* {user, session, csrf_token}: the body of login and of GET /v1/session. */

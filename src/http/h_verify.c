@@ -84,6 +84,7 @@ void tsr_h_verify(tsr_http_req *r)
 out:
     json_decref(roles);
     tsr_wipe(&s, sizeof s);
+    tsr_wipe(&u, sizeof u); /* holds the password hash */
 }
 
 void tsr_h_healthz(tsr_http_req *r)

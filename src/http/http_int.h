@@ -128,6 +128,8 @@ tsr_err tsr_http_reply_empty(tsr_http_req *r, int status);
 tsr_err tsr_http_problem(tsr_http_req *r, int status, const char *code, const char *detail);
 /* The problem for an error of auth or the store (status and code from the error). */
 tsr_err tsr_http_problem_err(tsr_http_req *r, tsr_err e, const char *detail);
+/* 429 rate_limited with Retry-After: secs (at least 1). */
+void tsr_http_rate_limited(tsr_http_req *r, int64_t secs);
 /* Adds a header to the current response (no-op without one). */
 void tsr_http_header(tsr_http_req *r, const char *name, const char *value);
 /* Marks the response as carrying credentials: Cache-Control: no-store. */

@@ -243,10 +243,21 @@ tsr_err tsr_http_body_object(tsr_http_req *r)
     return TSR_OK;
 }
 
+/* 400 invalid_request naming the field; keys are our own constants, but a detail
+ * that would not fit falls back to a generic one rather than a cut-off text. */
+static tsr_err bad_field(tsr_http_req *r, const char *fmt_prefix, const char *key,
+                         const char *fmt_suffix)
+{
+    char detail[160];
+    int n = snprintf(detail, sizeof detail, "%s%s%s", fmt_prefix, key, fmt_suffix);
+    if (n < 0 || (size_t)n >= sizeof detail)
+        return bad_request(r, "a field is missing or has the wrong type");
+    return bad_request(r, detail);
+}
+
 tsr_err tsr_http_json_str(tsr_http_req *r, const char *key, int required, const char **out,
                           size_t *len)
 {
-    char detail[128];
     json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
 
     *out = NULL;
@@ -255,12 +266,10 @@ tsr_err tsr_http_json_str(tsr_http_req *r, const char *key, int required, const 
     if (v == NULL) {
         if (!required)
             return TSR_OK;
-        (void)snprintf(detail, sizeof detail, "missing field: %s", key);
-        return bad_request(r, detail);
+        return bad_field(r, "missing field: ", key, "");
     }
     if (!json_is_string(v)) {
-        (void)snprintf(detail, sizeof detail, "field %s must be a string", key);
-        return bad_request(r, detail);
+        return bad_field(r, "field ", key, " must be a string");
     }
     *out = json_string_value(v);
     if (len != NULL)
@@ -270,15 +279,13 @@ tsr_err tsr_http_json_str(tsr_http_req *r, const char *key, int required, const 
 
 tsr_err tsr_http_json_bool(tsr_http_req *r, const char *key, int *out, int *present)
 {
-    char detail[128];
     json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
 
     *present = 0;
     if (v == NULL)
         return TSR_OK;
     if (!json_is_boolean(v)) {
-        (void)snprintf(detail, sizeof detail, "field %s must be true or false", key);
-        return bad_request(r, detail);
+        return bad_field(r, "field ", key, " must be true or false");
     }
     *out = json_is_true(v) ? 1 : 0;
     *present = 1;
@@ -288,7 +295,6 @@ tsr_err tsr_http_json_bool(tsr_http_req *r, const char *key, int *out, int *pres
 tsr_err tsr_http_json_roles(tsr_http_req *r, const char *key, char *out, size_t cap,
                             int *present)
 {
-    char detail[128];
     json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
     size_t used = 0, i;
     json_t *item;
@@ -320,9 +326,8 @@ tsr_err tsr_http_json_roles(tsr_http_req *r, const char *key, char *out, size_t 
 bad:
     if (cap > 0)
         out[0] = '\0';
-    (void)snprintf(detail, sizeof detail,
-                   "field %s must be an array of distinct role names ([a-z0-9_.-]{1,32})", key);
-    return bad_request(r, detail);
+    return bad_field(r, "field ", key,
+                     " must be an array of distinct role names ([a-z0-9_.-]{1,32})");
 }
 
 tsr_err tsr_http_json_only(tsr_http_req *r, const char *const *allowed)
@@ -391,4 +396,17 @@ json_t *tsr_http_session_json(const tsr_session *s)
     return json_pack("{s:s, s:I, s:I, s:I}", "id", s->id, "created_at", (json_int_t)s->created_at,
                      "expires_at", (json_int_t)s->expires_at, "idle_expires_at",
                      (json_int_t)s->idle_expires_at);
+}
+
+void tsr_http_rate_limited(tsr_http_req *r, int64_t secs)
+{
+    char v[24];
+    int n;
+
+    if (secs < 1)
+        secs = 1;
+    (void)tsr_http_problem(r, 429, "rate_limited", "too many failed attempts: retry later");
+    n = snprintf(v, sizeof v, "%lld", (long long)secs);
+    if (n > 0 && (size_t)n < sizeof v)
+        tsr_http_header(r, "Retry-After", v);
 }
