@@ -127,9 +127,10 @@ TSR_MUST_CHECK tsr_err tsr_auth_user_list(tsr_auth *a, const char *after, size_t
                                           char next[TSR_ID_MAX + 1] /* OUT */);
 
 /* Admin change: roles (NULL: unchanged; "" clears) and disabled (-1: unchanged,
- * 0 or 1). Disabling deletes every session of the user (*revoked counts them; may
- * be NULL). TSR_ERR_NOT_FOUND, TSR_ERR_INVALID (roles). out (may be NULL) gets the
- * updated record. */
+ * 0 or 1); only those columns are written, so a concurrent password change is
+ * never undone. Disabling deletes every session of the user (*revoked counts
+ * them; may be NULL). TSR_ERR_NOT_FOUND, TSR_ERR_INVALID (roles). out (may be
+ * NULL) gets the record as read back after the change. */
 TSR_MUST_CHECK tsr_err tsr_auth_user_patch(tsr_auth *a, const char *id, const char *roles,
                                            int disabled, int64_t now, tsr_user *out /* OUT */,
                                            size_t *revoked /* OUT */);
@@ -142,7 +143,9 @@ TSR_MUST_CHECK tsr_err tsr_auth_user_revoke_all(tsr_auth *a, const char *id,
 TSR_MUST_CHECK tsr_err tsr_auth_user_delete(tsr_auth *a, const char *id);
 
 /* Admin password reset (CLI `user passwd`): new hash, every session deleted.
- * TSR_ERR_WEAK_PASSWORD, TSR_ERR_NOT_FOUND. HASHES. */
+ * Writes only the hash (compare-and-swap against the hash read before hashing,
+ * retried once), never roles or disabled. TSR_ERR_WEAK_PASSWORD,
+ * TSR_ERR_NOT_FOUND, TSR_ERR_UNAVAILABLE (the hash changed under it twice). HASHES. */
 TSR_MUST_CHECK tsr_err tsr_auth_user_set_password(tsr_auth *a, const char *id, const char *pw,
                                                   size_t pwlen, int64_t now);
 
@@ -179,7 +182,9 @@ TSR_MUST_CHECK tsr_err tsr_auth_login(tsr_auth *a, const char *username, size_t 
 /* Starts a cookie session for the user: new secret and id ("ses_" + 22 chars),
  * idle and absolute expiry from the options; evicts the user's oldest sessions
  * beyond max_per_user. ip and user_agent may be NULL; they are cut to the store's
- * caps and non-printable bytes replaced by '?'. */
+ * caps and non-printable bytes replaced by '?'. TSR_ERR_INVALID_CREDENTIALS when
+ * the user is disabled or deleted in the store by now (the store checks it in the
+ * insert, so a login racing an admin disable leaves no session behind). */
 TSR_MUST_CHECK tsr_err tsr_auth_session_create(tsr_auth *a, const tsr_user *u, const char *ip,
                                                const char *user_agent, int64_t now,
                                                tsr_auth_cred *out /* OUT */);
@@ -223,7 +228,12 @@ TSR_MUST_CHECK tsr_err tsr_auth_session_revoke_others(tsr_auth *a, const char *u
 /* POST /v1/users/me/password: verifies current_pw (TSR_ERR_INVALID_CREDENTIALS),
  * checks new_pw (TSR_ERR_WEAK_PASSWORD), stores its hash, deletes every other
  * session of the user, and rotates the current session to a new id and secret,
- * returned in out (the new cookie and CSRF token; expiries kept). HASHES (twice). */
+ * returned in out (the new cookie and CSRF token; expiries kept). The last three
+ * are one store transaction that writes only the hash, and only if the hash
+ * verified is still stored and the user enabled: TSR_ERR_UNAUTHENTICATED, with
+ * nothing changed and no session created, when the user was disabled or deleted,
+ * the hash changed, or the current session was revoked during the hashing.
+ * HASHES (twice). */
 TSR_MUST_CHECK tsr_err tsr_auth_password_change(tsr_auth *a, const tsr_session *current,
                                                 const char *current_pw, size_t curlen,
                                                 const char *new_pw, size_t newlen, int64_t now,

@@ -27,6 +27,19 @@ TSR_MUST_CHECK tsr_err tsr_auth_rand_id(const char *prefix, char out[TSR_ID_MAX 
  * outside printable ASCII by '?'. NULL src gives "". */
 void tsr_auth_copy_printable(char *dst, size_t cap, const char *src);
 
+/* The second half of tsr_auth_password_change, after its Argon2 work: seen is the
+ * user row read before hashing (current_pw was verified against seen->pwhash) and
+ * new_pwhash the new password's hash. In one store transaction it swaps the hash
+ * only while seen->pwhash is still stored and the user enabled, deletes the
+ * current session and all others, and inserts the current session's successor
+ * (returned in out, as tsr_auth_password_change does). TSR_ERR_UNAUTHENTICATED,
+ * with nothing changed, when any of that no longer holds. Separate so that tests
+ * can force an admin change between the read and the write without timing. */
+TSR_MUST_CHECK tsr_err tsr_auth_password_change_commit(tsr_auth *a, const tsr_session *current,
+                                                       const tsr_user *seen,
+                                                       const char *new_pwhash, int64_t now,
+                                                       tsr_auth_cred *out /* OUT */);
+
 /* The rate limiter: token buckets keyed by 32-byte digests. */
 TSR_MUST_CHECK tsr_err tsr_rate_new(size_t cap, tsr_rate **out /* OUT */);
 void tsr_rate_free(tsr_rate *r);

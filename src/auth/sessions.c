@@ -158,6 +158,10 @@ tsr_err tsr_auth_session_create(tsr_auth *a, const tsr_user *u, const char *ip,
     tsr_auth_copy_printable(s->ip, sizeof s->ip, ip);
     tsr_auth_copy_printable(s->user_agent, sizeof s->user_agent, user_agent);
     rc = tsr_store_session_create(a->store, s, a->opts.max_per_user, now);
+    /* The store refuses, in the insert itself, a user disabled or deleted since the
+     * password was checked: answered like any disabled user's login. */
+    if (rc == TSR_ERR_NOT_FOUND)
+        rc = TSR_ERR_INVALID_CREDENTIALS;
     if (rc != TSR_OK)
         goto out;
     tsr_log_event(TSR_EV_SESSION_CREATED, TSR_F_STR("user_id", s->user_id),
@@ -327,9 +331,10 @@ tsr_err tsr_auth_password_change(tsr_auth *a, const tsr_session *current, const 
 {
     tsr_err rc = TSR_ERR_INTERNAL;
     tsr_user u;
-    size_t nrev = 0;
+    char newhash[TSR_PWHASH_MAX + 1];
 
     memset(&u, 0, sizeof u);
+    memset(newhash, 0, sizeof newhash);
     if (out == NULL)
         return TSR_ERR_INVALID;
     memset(out, 0, sizeof *out);
@@ -357,24 +362,43 @@ tsr_err tsr_auth_password_change(tsr_auth *a, const tsr_session *current, const 
         rc = TSR_ERR_INVALID_CREDENTIALS; /* a malformed stored hash matches nothing */
     if (rc != TSR_OK)
         goto out;
-    rc = tsr_password_hash(&a->opts.pw, new_pw, newlen, u.pwhash, sizeof u.pwhash);
+    rc = tsr_password_hash(&a->opts.pw, new_pw, newlen, newhash, sizeof newhash);
     if (rc != TSR_OK)
         goto out;
-    u.updated_at = now;
-    rc = tsr_store_user_update(a->store, &u);
+    /* Two Argon2 passes later, u may be stale: the commit writes nothing of it
+     * but the new hash, and only if u.pwhash is still the stored one. */
+    rc = tsr_auth_password_change_commit(a, current, &u, newhash, now, out);
+out:
     if (rc != TSR_OK)
-        goto out;
-    rc = tsr_store_session_delete_user(a->store, u.id, current->id, &nrev);
-    if (rc != TSR_OK)
-        goto out;
+        tsr_auth_cred_wipe(out);
+    tsr_wipe(&u, sizeof u);
+    tsr_wipe(newhash, sizeof newhash);
+    return rc;
+}
 
+tsr_err tsr_auth_password_change_commit(tsr_auth *a, const tsr_session *current,
+                                        const tsr_user *seen, const char *new_pwhash,
+                                        int64_t now, tsr_auth_cred *out)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    size_t nrev = 0;
+
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    if (a == NULL || current == NULL || seen == NULL || new_pwhash == NULL ||
+        current->id[0] == '\0' || seen->id[0] == '\0' ||
+        strncmp(current->user_id, seen->id, sizeof seen->id) != 0) {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
     /* The current session lives on under a new id and secret: whoever held the
      * old cookie (the reason for a password change, often) holds nothing. */
     rc = new_secret(out);
     if (rc != TSR_OK)
         goto out;
     tsr_session *s = &out->session;
-    memcpy(s->user_id, u.id, sizeof s->user_id);
+    memcpy(s->user_id, seen->id, sizeof s->user_id);
     s->kind = current->kind != TSR_SESSION_INVALID ? current->kind : TSR_SESSION_COOKIE;
     s->created_at = current->created_at;
     s->last_seen_at = now;
@@ -382,23 +406,22 @@ tsr_err tsr_auth_password_change(tsr_auth *a, const tsr_session *current, const 
     s->idle_expires_at = min64(now + a->opts.idle_ttl, s->expires_at);
     memcpy(s->ip, current->ip, sizeof s->ip);
     memcpy(s->user_agent, current->user_agent, sizeof s->user_agent);
-    rc = tsr_store_session_rotate(a->store, current->id, s);
-    if (rc == TSR_ERR_NOT_FOUND) {
-        /* The current session ended meanwhile (logout in another tab): the
-         * password is changed all the same, so start a new session. */
-        s->created_at = now;
-        s->expires_at = now + a->opts.absolute_ttl;
-        s->idle_expires_at = min64(now + a->opts.idle_ttl, s->expires_at);
-        rc = tsr_store_session_create(a->store, s, a->opts.max_per_user, now);
-    }
+    /* One store transaction: hash compare-and-swap, delete the current session and
+     * every other, insert the successor. It fails whole (NOT_FOUND) when, since
+     * seen was read, the hash changed, the user was disabled or deleted, or the
+     * current session was revoked (logout, admin revoke-all): the caller is then
+     * no longer authenticated, and no session is created for it. */
+    rc = tsr_store_password_change(a->store, seen->id, seen->pwhash, new_pwhash, current->id, s,
+                                   now, &nrev);
+    if (rc == TSR_ERR_NOT_FOUND)
+        rc = TSR_ERR_UNAUTHENTICATED;
     if (rc != TSR_OK)
         goto out;
-    tsr_log_event(TSR_EV_PASSWORD_CHANGED, TSR_F_STR("user_id", u.id),
+    tsr_log_event(TSR_EV_PASSWORD_CHANGED, TSR_F_STR("user_id", seen->id),
                   TSR_F_STR("session_id", s->id), TSR_F_INT("sessions_revoked", nrev));
     rc = TSR_OK;
 out:
     if (rc != TSR_OK)
         tsr_auth_cred_wipe(out);
-    tsr_wipe(&u, sizeof u);
     return rc;
 }

@@ -124,25 +124,24 @@ tsr_err tsr_auth_authenticate(tsr_auth *a, const char *username, size_t ulen, co
         goto out;
     }
     /* Rehash when the configured cost changed; a failure here does not fail the
-     * login (the old hash still works). */
+     * login (the old hash still works). Only the hash is written, and only while
+     * it is still the one verified and the user still enabled: a password change,
+     * reset or disable during this Argon2 pass wins (NOT_FOUND, ignored). */
     if (tsr_password_needs_rehash(u.pwhash, &a->opts.pw, &needs) != TSR_OK || needs) {
         tsr_err r2 = tsr_password_hash(&a->opts.pw, pw, pwlen, newhash, sizeof newhash);
+        if (r2 == TSR_OK)
+            r2 = tsr_store_user_set_pwhash(a->store, u.id, u.pwhash, newhash, 1, now);
         if (r2 == TSR_OK) {
-            tsr_user upd = u;
-            memcpy(upd.pwhash, newhash, sizeof upd.pwhash < sizeof newhash ? sizeof upd.pwhash
-                                                                           : sizeof newhash);
-            upd.pwhash[TSR_PWHASH_MAX] = '\0';
-            upd.updated_at = now;
-            r2 = tsr_store_user_update(a->store, &upd);
-            if (r2 == TSR_OK) {
-                u = upd;
-                tsr_log_event(TSR_EV_PASSWORD_REHASHED, TSR_F_STR("user_id", u.id));
-            }
-            user_wipe(&upd);
-        }
-        if (r2 != TSR_OK)
+            memcpy(u.pwhash, newhash, sizeof newhash); /* NUL-terminated, fits */
+            u.updated_at = now;
+            tsr_log_event(TSR_EV_PASSWORD_REHASHED, TSR_F_STR("user_id", u.id));
+        } else if (r2 == TSR_ERR_NOT_FOUND) {
+            tsr_log(TSR_LOG_INFO, "password rehash skipped: the user changed meanwhile",
+                    TSR_F_STR("user_id", u.id));
+        } else {
             tsr_log(TSR_LOG_WARN, "password rehash failed", TSR_F_STR("user_id", u.id),
                     TSR_F_ERR(r2));
+        }
     }
     if (out != NULL)
         *out = u;
@@ -373,16 +372,16 @@ tsr_err tsr_auth_user_patch(tsr_auth *a, const char *id, const char *roles, int 
     rc = tsr_auth_user_get(a, id, &u);
     if (rc != TSR_OK)
         goto out;
-    was_disabled = u.disabled;
-    if (roles != NULL)
-        memcpy(u.roles, roles, strlen(roles) + 1);
-    if (disabled != -1)
-        u.disabled = disabled;
-    u.updated_at = now;
-    rc = tsr_store_user_update(a->store, &u);
+    was_disabled = u.disabled; /* for the audit lines only */
+    /* Only the columns the admin changed: a whole-row write of u would bring back
+     * a password hash replaced since u was read. */
+    rc = tsr_store_user_set_flags(a->store, id, roles, disabled, now);
     if (rc != TSR_OK)
         goto out;
-    if (u.disabled) {
+    rc = tsr_auth_user_get(a, id, &u);
+    if (rc != TSR_OK)
+        goto out;
+    if (disabled == 1 || u.disabled) {
         /* Disabled users keep nothing alive (also when already disabled: a
          * session created in a race is caught here). */
         rc = tsr_store_session_delete_user(a->store, u.id, NULL, &nrev);
@@ -463,9 +462,11 @@ tsr_err tsr_auth_user_set_password(tsr_auth *a, const char *id, const char *pw, 
 {
     tsr_err rc = TSR_ERR_INTERNAL;
     tsr_user u;
+    char newhash[TSR_PWHASH_MAX + 1];
     size_t nrev = 0;
 
     memset(&u, 0, sizeof u);
+    memset(newhash, 0, sizeof newhash);
     if (a == NULL || id == NULL) {
         rc = TSR_ERR_INVALID;
         goto out;
@@ -476,11 +477,24 @@ tsr_err tsr_auth_user_set_password(tsr_auth *a, const char *id, const char *pw, 
     rc = tsr_auth_user_get(a, id, &u);
     if (rc != TSR_OK)
         goto out;
-    rc = tsr_password_hash(&a->opts.pw, pw, pwlen, u.pwhash, sizeof u.pwhash);
+    rc = tsr_password_hash(&a->opts.pw, pw, pwlen, newhash, sizeof newhash);
     if (rc != TSR_OK)
         goto out;
-    u.updated_at = now;
-    rc = tsr_store_user_update(a->store, &u);
+    /* Only the hash is written (roles and disabled as they are now), by
+     * compare-and-swap against the hash read above. Should it have changed during
+     * the Argon2 pass (the user's own change, a rehash on login), read it again
+     * and swap once more: the administrator's reset is meant to win. The new
+     * hash does not depend on the old one, so no second Argon2 pass. */
+    rc = tsr_store_user_set_pwhash(a->store, u.id, u.pwhash, newhash, 0, now);
+    if (rc == TSR_ERR_NOT_FOUND) {
+        rc = tsr_auth_user_get(a, id, &u);
+        if (rc != TSR_OK)
+            goto out;
+        rc = tsr_store_user_set_pwhash(a->store, u.id, u.pwhash, newhash, 0, now);
+        /* Changed twice within a moment: report "busy, try again", not "no user". */
+        if (rc == TSR_ERR_NOT_FOUND)
+            rc = TSR_ERR_UNAVAILABLE;
+    }
     if (rc != TSR_OK)
         goto out;
     rc = tsr_store_session_delete_user(a->store, u.id, NULL, &nrev);
@@ -491,5 +505,6 @@ tsr_err tsr_auth_user_set_password(tsr_auth *a, const char *id, const char *pw, 
     rc = TSR_OK;
 out:
     user_wipe(&u);
+    tsr_wipe(newhash, sizeof newhash);
     return rc;
 }

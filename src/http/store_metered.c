@@ -52,9 +52,17 @@ static tsr_err m_user_list(tsr_store *s, const char *after, size_t limit, tsr_us
     TIMED(TSR_MS_USER_READ, tsr_store_user_list(IN(s), after, limit, out, n));
 }
 
-static tsr_err m_user_update(tsr_store *s, const tsr_user *u)
+static tsr_err m_user_set_pwhash(tsr_store *s, const char *id, const char *old_pwhash,
+                                 const char *new_pwhash, int require_enabled, int64_t updated_at)
 {
-    TIMED(TSR_MS_USER_WRITE, tsr_store_user_update(IN(s), u));
+    TIMED(TSR_MS_USER_WRITE, tsr_store_user_set_pwhash(IN(s), id, old_pwhash, new_pwhash,
+                                                       require_enabled, updated_at));
+}
+
+static tsr_err m_user_set_flags(tsr_store *s, const char *id, const char *roles, int disabled,
+                                int64_t updated_at)
+{
+    TIMED(TSR_MS_USER_WRITE, tsr_store_user_set_flags(IN(s), id, roles, disabled, updated_at));
 }
 
 static tsr_err m_user_delete(tsr_store *s, const char *id)
@@ -107,6 +115,14 @@ static tsr_err m_session_rotate(tsr_store *s, const char *old_id, const tsr_sess
     TIMED(TSR_MS_SESSION_WRITE, tsr_store_session_rotate(IN(s), old_id, fresh));
 }
 
+static tsr_err m_password_change(tsr_store *s, const char *user_id, const char *old_pwhash,
+                                 const char *new_pwhash, const char *keep_session_id,
+                                 const tsr_session *fresh, int64_t now, size_t *revoked)
+{
+    TIMED(TSR_MS_USER_WRITE, tsr_store_password_change(IN(s), user_id, old_pwhash, new_pwhash,
+                                                       keep_session_id, fresh, now, revoked));
+}
+
 static tsr_err m_session_count(tsr_store *s, int64_t now, size_t *n)
 {
     TIMED(TSR_MS_SESSION_READ, tsr_store_session_count(IN(s), now, n));
@@ -135,7 +151,8 @@ static const tsr_store_ops metered_ops = {
     .user_get = m_user_get,
     .user_get_by_name = m_user_get_by_name,
     .user_list = m_user_list,
-    .user_update = m_user_update,
+    .user_set_pwhash = m_user_set_pwhash,
+    .user_set_flags = m_user_set_flags,
     .user_delete = m_user_delete,
     .session_create = m_session_create,
     .session_get = m_session_get,
@@ -145,6 +162,7 @@ static const tsr_store_ops metered_ops = {
     .session_delete = m_session_delete,
     .session_delete_user = m_session_delete_user,
     .session_rotate = m_session_rotate,
+    .password_change = m_password_change,
     .session_count = m_session_count,
     .purge_expired = m_purge_expired,
     .meta_get = m_meta_get,

@@ -93,13 +93,25 @@ tsr_err tsr_store_user_list(tsr_store *s, const char *after, size_t limit, tsr_u
     return s->ops->user_list(s, after, limit, out, n);
 }
 
-tsr_err tsr_store_user_update(tsr_store *s, const tsr_user *u)
+tsr_err tsr_store_user_set_pwhash(tsr_store *s, const char *id, const char *old_pwhash,
+                                  const char *new_pwhash, int require_enabled, int64_t updated_at)
 {
-    if (s == NULL || s->ops == NULL || u == NULL)
+    if (s == NULL || s->ops == NULL || id == NULL || old_pwhash == NULL || new_pwhash == NULL)
         return TSR_ERR_INVALID;
-    if (s->ops->user_update == NULL)
+    if (s->ops->user_set_pwhash == NULL)
         return TSR_ERR_UNSUPPORTED;
-    return s->ops->user_update(s, u);
+    return s->ops->user_set_pwhash(s, id, old_pwhash, new_pwhash, require_enabled != 0,
+                                   updated_at);
+}
+
+tsr_err tsr_store_user_set_flags(tsr_store *s, const char *id, const char *roles, int disabled,
+                                 int64_t updated_at)
+{
+    if (s == NULL || s->ops == NULL || id == NULL || disabled < -1 || disabled > 1)
+        return TSR_ERR_INVALID;
+    if (s->ops->user_set_flags == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->user_set_flags(s, id, roles, disabled, updated_at);
 }
 
 tsr_err tsr_store_user_delete(tsr_store *s, const char *id)
@@ -202,6 +214,22 @@ tsr_err tsr_store_session_rotate(tsr_store *s, const char *old_id, const tsr_ses
     if (s->ops->session_rotate == NULL)
         return TSR_ERR_UNSUPPORTED;
     return s->ops->session_rotate(s, old_id, fresh);
+}
+
+tsr_err tsr_store_password_change(tsr_store *s, const char *user_id, const char *old_pwhash,
+                                  const char *new_pwhash, const char *keep_session_id,
+                                  const tsr_session *fresh, int64_t now, size_t *revoked)
+{
+    if (revoked == NULL)
+        return TSR_ERR_INVALID;
+    *revoked = 0;
+    if (s == NULL || s->ops == NULL || user_id == NULL || old_pwhash == NULL ||
+        new_pwhash == NULL || keep_session_id == NULL || fresh == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->password_change == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->password_change(s, user_id, old_pwhash, new_pwhash, keep_session_id, fresh,
+                                   now, revoked);
 }
 
 tsr_err tsr_store_session_count(tsr_store *s, int64_t now, size_t *n)

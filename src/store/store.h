@@ -63,7 +63,10 @@ typedef struct tsr_store_ops {
     tsr_err (*user_get_by_name)(tsr_store *s, const char *username, tsr_user *out);
     tsr_err (*user_list)(tsr_store *s, const char *after, size_t limit, tsr_user *out,
                          size_t *n);
-    tsr_err (*user_update)(tsr_store *s, const tsr_user *u);
+    tsr_err (*user_set_pwhash)(tsr_store *s, const char *id, const char *old_pwhash,
+                               const char *new_pwhash, int require_enabled, int64_t updated_at);
+    tsr_err (*user_set_flags)(tsr_store *s, const char *id, const char *roles, int disabled,
+                              int64_t updated_at);
     tsr_err (*user_delete)(tsr_store *s, const char *id);
     tsr_err (*session_create)(tsr_store *s, const tsr_session *ss, size_t max_per_user,
                               int64_t now);
@@ -78,6 +81,9 @@ typedef struct tsr_store_ops {
     tsr_err (*session_delete_user)(tsr_store *s, const char *user_id, const char *except_id,
                                    size_t *deleted);
     tsr_err (*session_rotate)(tsr_store *s, const char *old_id, const tsr_session *fresh);
+    tsr_err (*password_change)(tsr_store *s, const char *user_id, const char *old_pwhash,
+                               const char *new_pwhash, const char *keep_session_id,
+                               const tsr_session *fresh, int64_t now, size_t *revoked);
     tsr_err (*session_count)(tsr_store *s, int64_t now, size_t *n);
     tsr_err (*purge_expired)(tsr_store *s, int64_t now, size_t *purged);
     tsr_err (*meta_get)(tsr_store *s, const char *key, char *out, size_t cap);
@@ -105,13 +111,30 @@ TSR_MUST_CHECK tsr_err tsr_store_user_get_by_name(tsr_store *s, const char *user
 /* Users ordered by id, strictly after `after` (NULL: from the start), at most limit. */
 TSR_MUST_CHECK tsr_err tsr_store_user_list(tsr_store *s, const char *after, size_t limit,
                                            tsr_user *out /* OUT */, size_t *n /* OUT */);
-/* Writes username, pwhash, roles, disabled, updated_at of the user with u->id. */
-TSR_MUST_CHECK tsr_err tsr_store_user_update(tsr_store *s, const tsr_user *u);
+/* There is no whole-row update on purpose: a caller that read a row, spent a second
+ * hashing, then wrote the row back would undo whatever an administrator changed in
+ * between. Each write below touches only its own columns. */
+/* Compare-and-swap of the password hash: sets pwhash = new_pwhash and updated_at
+ * only while the stored hash still equals old_pwhash (and, with require_enabled,
+ * the user is not disabled). TSR_ERR_NOT_FOUND when no such row matched: unknown
+ * user, hash changed meanwhile, or disabled. TSR_ERR_INVALID for an empty or
+ * over-long new_pwhash. */
+TSR_MUST_CHECK tsr_err tsr_store_user_set_pwhash(tsr_store *s, const char *id,
+                                                 const char *old_pwhash, const char *new_pwhash,
+                                                 int require_enabled, int64_t updated_at);
+/* Sets roles (NULL: unchanged) and disabled (-1: unchanged, 0 or 1) and updated_at;
+ * no other column. TSR_ERR_NOT_FOUND for an unknown user, TSR_ERR_INVALID for
+ * roles over TSR_ROLES_MAX or another disabled value. */
+TSR_MUST_CHECK tsr_err tsr_store_user_set_flags(tsr_store *s, const char *id, const char *roles,
+                                                int disabled, int64_t updated_at);
 /* Deletes the user and all their sessions, in one transaction. */
 TSR_MUST_CHECK tsr_err tsr_store_user_delete(tsr_store *s, const char *id);
 
 /* Sessions. create inserts and, in the same transaction, deletes the user's
- * oldest sessions beyond max_per_user (0: no cap) and their expired ones. */
+ * oldest sessions beyond max_per_user (0: no cap) and their expired ones. The
+ * insert checks in the same statement that the user exists and is not disabled:
+ * TSR_ERR_NOT_FOUND otherwise, so a login racing an admin disable cannot leave a
+ * session behind that would come back alive on enable. */
 TSR_MUST_CHECK tsr_err tsr_store_session_create(tsr_store *s, const tsr_session *ss,
                                                 size_t max_per_user, int64_t now);
 TSR_MUST_CHECK tsr_err tsr_store_session_get(tsr_store *s, const char *id,
@@ -130,9 +153,27 @@ TSR_MUST_CHECK tsr_err tsr_store_session_delete(tsr_store *s, const char *id);
 TSR_MUST_CHECK tsr_err tsr_store_session_delete_user(tsr_store *s, const char *user_id,
                                                      const char *except_id,
                                                      size_t *deleted /* OUT */);
-/* Replaces a session by a fresh one (new id and secret) in one transaction. */
+/* Replaces a session by a fresh one (new id and secret) in one transaction.
+ * TSR_ERR_NOT_FOUND when old_id is gone, is not fresh->user_id's, or that user is
+ * disabled or deleted (then nothing changes). */
 TSR_MUST_CHECK tsr_err tsr_store_session_rotate(tsr_store *s, const char *old_id,
                                                 const tsr_session *fresh);
+/* A user's own password change, in ONE transaction, all or nothing:
+ * 1. pwhash = new_pwhash where the stored hash still equals old_pwhash and the
+ *    user is not disabled (compare-and-swap, updated_at = now);
+ * 2. delete keep_session_id, which must be the user's (the session the change was
+ *    made from);
+ * 3. delete every other session of the user (*revoked counts them);
+ * 4. insert fresh (fresh->user_id must be user_id, else TSR_ERR_INVALID).
+ * TSR_ERR_NOT_FOUND, with nothing changed, when step 1 or 2 matches no row: the
+ * hash changed, the user was disabled or deleted, or the current session was
+ * revoked meanwhile. A concurrent revoke-all or disable thus lands either before
+ * (this fails) or after (it takes the fresh session too). */
+TSR_MUST_CHECK tsr_err tsr_store_password_change(tsr_store *s, const char *user_id,
+                                                 const char *old_pwhash, const char *new_pwhash,
+                                                 const char *keep_session_id,
+                                                 const tsr_session *fresh, int64_t now,
+                                                 size_t *revoked /* OUT */);
 /* Unexpired sessions in the store (for /metrics). */
 TSR_MUST_CHECK tsr_err tsr_store_session_count(tsr_store *s, int64_t now, size_t *n /* OUT */);
 /* Deletes sessions past their absolute or idle expiry. */

@@ -79,7 +79,8 @@ typedef enum stmt_id {
     ST_USER_GET,
     ST_USER_GET_BY_NAME,
     ST_USER_LIST,
-    ST_USER_UPDATE,
+    ST_USER_SET_PWHASH,
+    ST_USER_SET_FLAGS,
     ST_USER_DELETE,
     ST_SES_INSERT,
     ST_SES_DELETE_EXPIRED_OF_USER,
@@ -110,12 +111,21 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
     [ST_USER_GET_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE username_lc = ?1",
     [ST_USER_LIST] = "SELECT " USER_COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
-    [ST_USER_UPDATE] = "UPDATE users SET username = ?2, username_lc = ?3, pwhash = ?4, "
-                       "roles = ?5, disabled = ?6, updated_at = ?7 WHERE id = ?1",
+    /* Compare-and-swap: the hash read before a second of Argon2 must still be the one
+     * stored. The old hash is the store's own value, not a guess: '=' is fine here. */
+    [ST_USER_SET_PWHASH] = "UPDATE users SET pwhash = ?3, updated_at = ?4 "
+                           "WHERE id = ?1 AND pwhash = ?2 AND (?5 = 0 OR disabled = 0)",
+    /* NULL roles and disabled -1 keep the stored value: only the admin's columns move. */
+    [ST_USER_SET_FLAGS] = "UPDATE users SET roles = coalesce(?2, roles), "
+                          "disabled = CASE WHEN ?3 < 0 THEN disabled ELSE ?3 END, "
+                          "updated_at = ?4 WHERE id = ?1",
     /* Sessions go with it through ON DELETE CASCADE, inside this one statement. */
     [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    /* Only for a user that exists and is enabled, checked in this very statement: a
+     * login racing an admin disable inserts nothing (0 rows: NOT_FOUND). */
     [ST_SES_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 "
+                      "WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3 AND disabled = 0)",
     [ST_SES_DELETE_EXPIRED_OF_USER] =
         "DELETE FROM sessions WHERE user_id = ?1 AND (expires_at <= ?2 OR idle_expires_at <= ?2)",
     /* rowid breaks ties between sessions created in the same second: insertion order. */
@@ -753,7 +763,7 @@ out:
     return rc;
 }
 
-/* Binds parameters 1-6 shared by the user insert and update statements:
+/* Binds parameters 1-6 of the user insert statement:
  * id, username, lower-cased username, pwhash, roles, disabled. */
 static tsr_err bind_user(sqlite3_stmt *st, const tsr_user *u, const char *lc)
 {
@@ -898,30 +908,85 @@ out:
     return rc;
 }
 
-static tsr_err sq_user_update(tsr_store *base, const tsr_user *u)
+static tsr_err sq_user_set_pwhash(tsr_store *base, const char *id, const char *old_pwhash,
+                                  const char *new_pwhash, int require_enabled, int64_t updated_at)
 {
     tsr_sqlite *s = (tsr_sqlite *)base;
     tsr_err rc = TSR_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
     conn *c = NULL;
-    char lc[TSR_USERNAME_MAX + 1];
 
-    rc = check_user(u);
-    if (rc != TSR_OK)
+    if (!key_ok(new_pwhash, TSR_PWHASH_MAX)) {
+        rc = TSR_ERR_INVALID;
         goto out;
-    ascii_lower(u->username, lc, sizeof lc);
+    }
+    /* No stored row can have this id or this old hash. */
+    if (!key_ok(id, TSR_ID_MAX) || strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
     rc = pool_get(s, &c);
     if (rc != TSR_OK)
         goto out;
-    rc = stmt_get(c, ST_USER_UPDATE, &st);
+    rc = stmt_get(c, ST_USER_SET_PWHASH, &st);
     if (rc != TSR_OK)
         goto out;
-    rc = bind_user(st, u, lc);
+    rc = bind_text(st, 1, id);
     if (rc == TSR_OK)
-        rc = bind_i64(st, 7, u->updated_at);
+        rc = bind_text(st, 2, old_pwhash);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 3, new_pwhash);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, updated_at);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 5, require_enabled != 0);
+    if (rc == TSR_OK)
+        rc = step_done(st);
     if (rc != TSR_OK)
         goto out;
-    rc = step_done(st);
+    if (sqlite3_changes64(c->db) == 0) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    pool_put(s, c);
+    return rc;
+}
+
+static tsr_err sq_user_set_flags(tsr_store *base, const char *id, const char *roles, int disabled,
+                                 int64_t updated_at)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+
+    if (disabled < -1 || disabled > 1 ||
+        (roles != NULL && strnlen(roles, TSR_ROLES_MAX + 1) > TSR_ROLES_MAX)) {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
+    if (!key_ok(id, TSR_ID_MAX)) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = stmt_get(c, ST_USER_SET_FLAGS, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, id);
+    if (rc == TSR_OK)
+        rc = (roles != NULL) ? bind_text(st, 2, roles) : map_err(sqlite3_bind_null(st, 2));
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 3, disabled);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, updated_at);
+    if (rc == TSR_OK)
+        rc = step_done(st);
     if (rc != TSR_OK)
         goto out;
     if (sqlite3_changes64(c->db) == 0) {
@@ -974,6 +1039,58 @@ static tsr_err sq_user_delete(tsr_store *base, const char *id)
     return change_by_id((tsr_sqlite *)base, ST_USER_DELETE, id);
 }
 
+/* Inserts one session inside the caller's transaction. TSR_ERR_NOT_FOUND when its
+ * user is gone or disabled (the statement's own WHERE EXISTS inserted nothing). */
+static tsr_err insert_session(conn *c, const tsr_session *ss)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+
+    rc = stmt_get(c, ST_SES_INSERT, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_session(st, ss);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+    if (rc != TSR_OK)
+        goto out;
+    if (sqlite3_changes64(c->db) == 0) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* Deletes session id if user_id owns it: TSR_ERR_NOT_FOUND when it does not exist
+ * or belongs to someone else. */
+static tsr_err delete_owned_session(conn *c, const char *id, const char *user_id)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+
+    rc = stmt_get(c, ST_SES_DELETE_OWNED, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, id);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 2, user_id);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+    if (rc != TSR_OK)
+        goto out;
+    if (sqlite3_changes64(c->db) == 0) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    return rc;
+}
+
 static tsr_err sq_session_create(tsr_store *base, const tsr_session *ss, size_t max_per_user,
                                  int64_t now)
 {
@@ -1006,16 +1123,11 @@ static tsr_err sq_session_create(tsr_store *base, const tsr_session *ss, size_t 
     if (rc != TSR_OK)
         goto out;
     stmt_done(st);
+    st = NULL;
 
-    rc = stmt_get(c, ST_SES_INSERT, &st);
+    rc = insert_session(c, ss);
     if (rc != TSR_OK)
         goto out;
-    rc = bind_session(st, ss);
-    if (rc == TSR_OK)
-        rc = step_done(st);
-    if (rc != TSR_OK)
-        goto out;
-    stmt_done(st);
 
     if (max_per_user > 0) {
         rc = stmt_get(c, ST_SES_EVICT_BEYOND_CAP, &st);
@@ -1225,7 +1337,6 @@ static tsr_err sq_session_rotate(tsr_store *base, const char *old_id, const tsr_
 {
     tsr_sqlite *s = (tsr_sqlite *)base;
     tsr_err rc = TSR_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
     conn *c = NULL;
     int in_tx = 0;
 
@@ -1245,13 +1356,76 @@ static tsr_err sq_session_rotate(tsr_store *base, const char *old_id, const tsr_
     if (rc != TSR_OK)
         goto out;
     in_tx = 1;
-    rc = stmt_get(c, ST_SES_DELETE_OWNED, &st);
+    /* Bound to the fresh session's user: rotating someone else's session is NOT_FOUND. */
+    rc = delete_owned_session(c, old_id, fresh->user_id);
     if (rc != TSR_OK)
         goto out;
-    /* Bound to the fresh session's user: rotating someone else's session is NOT_FOUND. */
-    rc = bind_text(st, 1, old_id);
+    /* A disabled or deleted user gets no successor: NOT_FOUND, the delete undone. */
+    rc = insert_session(c, fresh);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tx_commit(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 0;
+    rc = TSR_OK;
+out:
+    if (in_tx)
+        tx_rollback(c);
+    pool_put(s, c);
+    return rc;
+}
+
+/* One transaction for the whole password change (see store.h): the compare-and-swap
+ * of the hash, the current session's delete, the others' delete and the fresh
+ * insert either all happen or none does. Under the write lock, a concurrent
+ * revoke-all or disable is wholly before or wholly after it. */
+static tsr_err sq_password_change(tsr_store *base, const char *user_id, const char *old_pwhash,
+                                  const char *new_pwhash, const char *keep_session_id,
+                                  const tsr_session *fresh, int64_t now, size_t *revoked)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    size_t nrev = 0;
+    int in_tx = 0;
+
+    *revoked = 0;
+    rc = check_session(fresh);
+    if (rc != TSR_OK)
+        goto out;
+    if (!key_ok(new_pwhash, TSR_PWHASH_MAX) || strcmp(fresh->user_id, user_id) != 0) {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
+    if (!key_ok(user_id, TSR_ID_MAX) || !key_ok(keep_session_id, TSR_ID_MAX) ||
+        strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tx_begin(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 1;
+
+    /* 1. The hash the caller verified against is still the stored one, and the
+     *    user is enabled. */
+    rc = stmt_get(c, ST_USER_SET_PWHASH, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, user_id);
     if (rc == TSR_OK)
-        rc = bind_text(st, 2, fresh->user_id);
+        rc = bind_text(st, 2, old_pwhash);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 3, new_pwhash);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, now);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 5, 1);
     if (rc == TSR_OK)
         rc = step_done(st);
     if (rc != TSR_OK)
@@ -1261,20 +1435,38 @@ static tsr_err sq_session_rotate(tsr_store *base, const char *old_id, const tsr_
         goto out;
     }
     stmt_done(st);
-    rc = stmt_get(c, ST_SES_INSERT, &st);
+    st = NULL;
+
+    /* 2. The session the change is made from still exists: a revoked session must
+     *    not come back under a new id. */
+    rc = delete_owned_session(c, keep_session_id, user_id);
     if (rc != TSR_OK)
         goto out;
-    rc = bind_session(st, fresh);
+
+    /* 3. Every other session of the user. */
+    rc = stmt_get(c, ST_SES_DELETE_USER, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, user_id);
+    if (rc == TSR_OK)
+        rc = map_err(sqlite3_bind_null(st, 2));
     if (rc == TSR_OK)
         rc = step_done(st);
     if (rc != TSR_OK)
         goto out;
+    nrev = (size_t)sqlite3_changes64(c->db);
     stmt_done(st);
     st = NULL;
+
+    /* 4. The current session's successor. */
+    rc = insert_session(c, fresh);
+    if (rc != TSR_OK)
+        goto out;
     rc = tx_commit(c);
     if (rc != TSR_OK)
         goto out;
     in_tx = 0;
+    *revoked = nrev;
     rc = TSR_OK;
 out:
     stmt_done(st);
@@ -1452,7 +1644,8 @@ static const tsr_store_ops sqlite_ops = {
     .user_get = sq_user_get,
     .user_get_by_name = sq_user_get_by_name,
     .user_list = sq_user_list,
-    .user_update = sq_user_update,
+    .user_set_pwhash = sq_user_set_pwhash,
+    .user_set_flags = sq_user_set_flags,
     .user_delete = sq_user_delete,
     .session_create = sq_session_create,
     .session_get = sq_session_get,
@@ -1462,6 +1655,7 @@ static const tsr_store_ops sqlite_ops = {
     .session_delete = sq_session_delete,
     .session_delete_user = sq_session_delete_user,
     .session_rotate = sq_session_rotate,
+    .password_change = sq_password_change,
     .session_count = sq_session_count,
     .purge_expired = sq_purge_expired,
     .meta_get = sq_meta_get,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/auth_int.h" /* tsr_auth_password_change_commit: forcing interleavings */
 #include "common/log.h"
 #include "harness.h"
 #include "jose/jose.h"
@@ -528,6 +529,160 @@ static void password_change_rotates_current_and_kills_others(void)
     fx_close(&f);
 }
 
+/* A password change reads the user, spends two Argon2 passes, then writes. An admin
+ * disabling the user (and changing the roles) in that gap must win: forced here
+ * deterministically by running the change's write step on the row read before. */
+static void password_change_loses_to_an_admin_disable_during_hashing(void)
+{
+    fixture f;
+    tsr_user u, seen, now_u, v;
+    tsr_auth_cred cur, fresh;
+    tsr_session s, list[4];
+    char newhash[TSR_PWHASH_MAX + 1];
+    size_t n = 9;
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "oscar", &u));
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0, &cur) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(f.auth, cur.cookie, 43, T0 + 10, &s, NULL) == TSR_OK);
+    /* The change's first half: the row as read, and the new hash. */
+    CHECK(tsr_auth_user_get(f.auth, u.id, &seen) == TSR_OK);
+    CHECK(tsr_password_hash(&base_opts.pw, "new password 1", 14, newhash, sizeof newhash) ==
+          TSR_OK);
+    /* Meanwhile the administrator disables the user and changes the roles. */
+    CHECK(tsr_auth_user_patch(f.auth, u.id, "auditor", 1, T0 + 11, NULL, NULL) == TSR_OK);
+    /* The change's write step fails and creates nothing. */
+    CHECK(tsr_auth_password_change_commit(f.auth, &s, &seen, newhash, T0 + 12, &fresh) ==
+          TSR_ERR_UNAUTHENTICATED);
+    CHECK(fresh.cookie[0] == '\0' && fresh.session.id[0] == '\0');
+    CHECK(tsr_auth_user_get(f.auth, u.id, &now_u) == TSR_OK);
+    CHECK(now_u.disabled == 1);
+    CHECK(strcmp(now_u.roles, "auditor") == 0);
+    CHECK(strcmp(now_u.pwhash, seen.pwhash) == 0);
+    CHECK(tsr_auth_session_list(f.auth, u.id, T0 + 12, list, 4, &n) == TSR_OK && n == 0);
+    /* Re-enabled, the user has no session back and still the old password. */
+    CHECK(tsr_auth_user_patch(f.auth, u.id, NULL, 0, T0 + 13, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_list(f.auth, u.id, T0 + 13, list, 4, &n) == TSR_OK && n == 0);
+    CHECK(tsr_auth_authenticate(f.auth, "oscar", 5, PW, PWLEN, T0 + 14, &v) == TSR_OK);
+    CHECK(tsr_auth_authenticate(f.auth, "oscar", 5, "new password 1", 14, T0 + 14, &v) ==
+          TSR_ERR_INVALID_CREDENTIALS);
+    tsr_auth_cred_wipe(&cur);
+    fx_close(&f);
+}
+
+/* A role change alone in the gap does not stop the change, and is not undone by it. */
+static void password_change_keeps_a_concurrent_role_change(void)
+{
+    fixture f;
+    tsr_user u, seen, now_u;
+    tsr_auth_cred cur, fresh;
+    tsr_session s;
+    char newhash[TSR_PWHASH_MAX + 1];
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "pat", &u));
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0, &cur) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(f.auth, cur.cookie, 43, T0 + 10, &s, NULL) == TSR_OK);
+    CHECK(tsr_auth_user_get(f.auth, u.id, &seen) == TSR_OK);
+    CHECK(tsr_password_hash(&base_opts.pw, "new password 1", 14, newhash, sizeof newhash) ==
+          TSR_OK);
+    CHECK(tsr_auth_user_patch(f.auth, u.id, "admin", -1, T0 + 11, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_password_change_commit(f.auth, &s, &seen, newhash, T0 + 12, &fresh) ==
+          TSR_OK);
+    CHECK(tsr_auth_user_get(f.auth, u.id, &now_u) == TSR_OK);
+    CHECK(strcmp(now_u.roles, "admin") == 0 && now_u.disabled == 0);
+    CHECK(strcmp(now_u.pwhash, newhash) == 0);
+    CHECK(tsr_auth_session_resolve(f.auth, fresh.cookie, 43, T0 + 13, &s, NULL) == TSR_OK);
+    /* A second change from the same stale row is refused: its hash is gone. */
+    CHECK(tsr_auth_password_change_commit(f.auth, &s, &seen, newhash, T0 + 14, &cur) ==
+          TSR_ERR_UNAUTHENTICATED);
+    CHECK(tsr_auth_session_resolve(f.auth, fresh.cookie, 43, T0 + 15, &s, NULL) == TSR_OK);
+    tsr_auth_cred_wipe(&cur);
+    tsr_auth_cred_wipe(&fresh);
+    fx_close(&f);
+}
+
+/* The session a change is made from was revoked (admin revoke-all, logout in
+ * another tab) after it was resolved: 401, and no session is made up for it. */
+static void password_change_after_the_session_was_revoked_creates_nothing(void)
+{
+    fixture f;
+    tsr_user u, v;
+    tsr_auth_cred cur, other, fresh;
+    tsr_session s, s2, list[4];
+    size_t n = 9, rev = 0;
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "quinn", &u));
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0, &cur) == TSR_OK);
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0, &other) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(f.auth, cur.cookie, 43, T0 + 10, &s, NULL) == TSR_OK);
+    CHECK(tsr_auth_user_revoke_all(f.auth, u.id, &rev) == TSR_OK && rev == 2);
+    CHECK(tsr_auth_password_change(f.auth, &s, PW, PWLEN, "new password 1", 14, T0 + 11,
+                                   &fresh) == TSR_ERR_UNAUTHENTICATED);
+    CHECK(fresh.cookie[0] == '\0' && fresh.session.id[0] == '\0');
+    CHECK(tsr_auth_session_list(f.auth, u.id, T0 + 11, list, 4, &n) == TSR_OK && n == 0);
+    /* Nothing else changed either: the old password is still the password. */
+    CHECK(tsr_auth_authenticate(f.auth, "quinn", 5, PW, PWLEN, T0 + 12, &v) == TSR_OK);
+
+    /* Logout of the current session elsewhere: the same, and the other session lives. */
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0 + 20, &cur) == TSR_OK);
+    CHECK(tsr_auth_session_create(f.auth, &u, NULL, NULL, T0 + 20, &other) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(f.auth, cur.cookie, 43, T0 + 21, &s, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_revoke(f.auth, u.id, s.id) == TSR_OK);
+    CHECK(tsr_auth_password_change(f.auth, &s, PW, PWLEN, "new password 1", 14, T0 + 22,
+                                   &fresh) == TSR_ERR_UNAUTHENTICATED);
+    CHECK(tsr_auth_session_list(f.auth, u.id, T0 + 22, list, 4, &n) == TSR_OK && n == 1);
+    CHECK(tsr_auth_session_resolve(f.auth, other.cookie, 43, T0 + 23, &s2, NULL) == TSR_OK);
+    tsr_auth_cred_wipe(&cur);
+    tsr_auth_cred_wipe(&other);
+    fx_close(&f);
+}
+
+/* A login whose password check ran before an admin disable gets no session: none
+ * that would come back alive on enable. */
+static void login_racing_a_disable_creates_no_session(void)
+{
+    fixture f;
+    tsr_user u, v;
+    tsr_auth_cred c;
+    tsr_session list[4];
+    size_t n = 9;
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "ruth", &u));
+    CHECK(tsr_auth_authenticate(f.auth, "ruth", 4, PW, PWLEN, T0, &v) == TSR_OK);
+    CHECK(tsr_auth_user_patch(f.auth, u.id, NULL, 1, T0 + 1, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_create(f.auth, &v, NULL, NULL, T0 + 2, &c) ==
+          TSR_ERR_INVALID_CREDENTIALS);
+    CHECK(c.cookie[0] == '\0');
+    CHECK(tsr_auth_user_patch(f.auth, u.id, NULL, 0, T0 + 3, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_list(f.auth, u.id, T0 + 3, list, 4, &n) == TSR_OK && n == 0);
+    /* A deleted user likewise. */
+    CHECK(tsr_auth_user_delete(f.auth, u.id) == TSR_OK);
+    CHECK(tsr_auth_session_create(f.auth, &v, NULL, NULL, T0 + 4, &c) ==
+          TSR_ERR_INVALID_CREDENTIALS);
+    fx_close(&f);
+}
+
+/* The admin reset writes the hash only: a disabled user stays disabled, roles stay. */
+static void admin_password_reset_keeps_flags(void)
+{
+    fixture f;
+    tsr_user u, got;
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "sybil", &u));
+    CHECK(tsr_auth_user_patch(f.auth, u.id, "ops", 1, T0 + 1, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_user_set_password(f.auth, u.id, "brand new secret", 16, T0 + 2) == TSR_OK);
+    CHECK(tsr_auth_user_get(f.auth, u.id, &got) == TSR_OK);
+    CHECK(got.disabled == 1 && strcmp(got.roles, "ops") == 0 && got.updated_at == T0 + 2);
+    CHECK(tsr_password_verify(got.pwhash, "brand new secret", 16) == TSR_OK);
+    CHECK(tsr_auth_user_set_password(f.auth, "usr_nope", "brand new secret", 16, T0) ==
+          TSR_ERR_NOT_FOUND);
+    fx_close(&f);
+}
+
 /* ---- admin ---- */
 
 static void admin_key_generated_once_and_verified_by_hash(void)
@@ -640,11 +795,9 @@ static void admin_user_operations(void)
     CHECK(got.disabled == 0);
     tsr_auth_cred_wipe(&c);
 
-    /* A disabled user's surviving session (created in a race) is refused too. */
+    /* A disabled user's surviving session (disabled behind auth's back) is refused too. */
     CHECK(tsr_auth_session_create(f.auth, &u[4], NULL, NULL, T0, &c) == TSR_OK);
-    got = u[4];
-    got.disabled = 1;
-    CHECK(tsr_store_user_update(f.store, &got) == TSR_OK);
+    CHECK(tsr_store_user_set_flags(f.store, u[4].id, NULL, 1, T0) == TSR_OK);
     CHECK(tsr_auth_session_resolve(f.auth, c.cookie, 43, T0 + 3, &s, NULL) ==
           TSR_ERR_UNAUTHENTICATED);
     tsr_auth_cred_wipe(&c);
@@ -823,6 +976,11 @@ int main(void)
     TSR_RUN(session_cap_evicts_the_oldest);
     TSR_RUN(revoke_own_others_and_not_another_users);
     TSR_RUN(password_change_rotates_current_and_kills_others);
+    TSR_RUN(password_change_loses_to_an_admin_disable_during_hashing);
+    TSR_RUN(password_change_keeps_a_concurrent_role_change);
+    TSR_RUN(password_change_after_the_session_was_revoked_creates_nothing);
+    TSR_RUN(login_racing_a_disable_creates_no_session);
+    TSR_RUN(admin_password_reset_keeps_flags);
     TSR_RUN(admin_key_generated_once_and_verified_by_hash);
     TSR_RUN(admin_user_operations);
     TSR_RUN(rate_limit_trips_after_n_failures_and_recovers);

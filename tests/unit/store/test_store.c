@@ -288,42 +288,100 @@ out:
     fx_close(&f);
 }
 
-static void user_update_writes_roles_disabled_pwhash_and_name(void)
+#define H1 "$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3"
+#define H2 "$argon2id$v=19$m=65536,t=3,p=1$dHdv$dHdv"
+
+static void user_set_pwhash_is_a_compare_and_swap(void)
 {
     fixture f;
-    tsr_user u = mk_user("dave"), other = mk_user("erin"), got, ghost = mk_user("ghost");
+    tsr_user u = mk_user("dave"), other = mk_user("erin"), got, want;
 
     if (!fx_open(&f))
         goto out;
     CHECK(tsr_store_user_create(f.s, &u) == TSR_OK);
     CHECK(tsr_store_user_create(f.s, &other) == TSR_OK);
-    (void)snprintf(u.roles, sizeof u.roles, "%s", "admin,ops");
-    (void)snprintf(u.pwhash, sizeof u.pwhash, "%s", "$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3");
-    (void)snprintf(u.username, sizeof u.username, "%s", "Dave2");
-    u.disabled = 1;
-    u.updated_at = NOW + 100;
-    CHECK(tsr_store_user_update(f.s, &u) == TSR_OK);
+    /* A wrong old hash changes nothing. */
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, H2, H1, 0, NOW + 1) == TSR_ERR_NOT_FOUND);
     CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
-    CHECK(strcmp(got.roles, "admin,ops") == 0);
-    CHECK(strcmp(got.pwhash, u.pwhash) == 0);
-    CHECK(got.disabled != 0);
-    CHECK(got.updated_at == NOW + 100);
-    CHECK(got.created_at == NOW); /* not written by update */
-    /* The new name is found, case-insensitively; the old one is free again. */
-    CHECK(tsr_store_user_get_by_name(f.s, "dave2", &got) == TSR_OK);
-    CHECK(tsr_store_user_get_by_name(f.s, "dave", &got) == TSR_ERR_NOT_FOUND);
-    /* Taking another user's name (in another case) is refused and changes nothing. */
-    (void)snprintf(u.username, sizeof u.username, "%s", "ERIN");
-    CHECK(tsr_store_user_update(f.s, &u) == TSR_ERR_EXISTS);
+    CHECK(user_eq(&u, &got));
+    /* The right one swaps the hash and updated_at, and nothing else. */
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, u.pwhash, H1, 1, NOW + 1) == TSR_OK);
+    want = u;
+    (void)snprintf(want.pwhash, sizeof want.pwhash, "%s", H1);
+    want.updated_at = NOW + 1;
     CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
-    CHECK(strcmp(got.username, "Dave2") == 0);
-    /* Re-enabling works too. */
-    (void)snprintf(u.username, sizeof u.username, "%s", "Dave2");
-    u.disabled = 0;
-    CHECK(tsr_store_user_update(f.s, &u) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    /* The hash read before is stale now: a second swap from it is refused. */
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, u.pwhash, H2, 0, NOW + 2) == TSR_ERR_NOT_FOUND);
     CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
-    CHECK(got.disabled == 0);
-    CHECK(tsr_store_user_update(f.s, &ghost) == TSR_ERR_NOT_FOUND);
+    CHECK(user_eq(&want, &got));
+    /* A disabled user: refused when require_enabled, allowed (admin reset) otherwise. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 1, NOW + 3) == TSR_OK);
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, H1, H2, 1, NOW + 4) == TSR_ERR_NOT_FOUND);
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(strcmp(got.pwhash, H1) == 0 && got.disabled != 0 && got.updated_at == NOW + 3);
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, H1, H2, 0, NOW + 5) == TSR_OK);
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(strcmp(got.pwhash, H2) == 0 && got.disabled != 0 && got.updated_at == NOW + 5);
+    /* Unknown user, empty new hash; the other user was never touched. */
+    CHECK(tsr_store_user_set_pwhash(f.s, "usr_ghost", H2, H1, 0, NOW) == TSR_ERR_NOT_FOUND);
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, H2, "", 0, NOW) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_get(f.s, other.id, &got) == TSR_OK);
+    CHECK(user_eq(&other, &got));
+out:
+    fx_close(&f);
+}
+
+static void user_set_flags_writes_only_the_given_columns(void)
+{
+    fixture f;
+    tsr_user u = mk_user("Frank"), other = mk_user("gina"), got, want;
+    char long_roles[TSR_ROLES_MAX + 2];
+
+    if (!fx_open(&f))
+        goto out;
+    CHECK(tsr_store_user_create(f.s, &u) == TSR_OK);
+    CHECK(tsr_store_user_create(f.s, &other) == TSR_OK);
+    want = u;
+    /* Roles only. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, "admin,ops", -1, NOW + 1) == TSR_OK);
+    (void)snprintf(want.roles, sizeof want.roles, "%s", "admin,ops");
+    want.updated_at = NOW + 1;
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    /* A password change lands in between: the next flag write must keep it. */
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, u.pwhash, H1, 0, NOW + 2) == TSR_OK);
+    (void)snprintf(want.pwhash, sizeof want.pwhash, "%s", H1);
+    /* Disabled only. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 1, NOW + 3) == TSR_OK);
+    want.disabled = 1;
+    want.updated_at = NOW + 3;
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    /* "" clears the roles; disabled stays. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, "", -1, NOW + 4) == TSR_OK);
+    want.roles[0] = '\0';
+    want.updated_at = NOW + 4;
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    /* Both at once, re-enabling. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, "user", 0, NOW + 5) == TSR_OK);
+    (void)snprintf(want.roles, sizeof want.roles, "%s", "user");
+    want.disabled = 0;
+    want.updated_at = NOW + 5;
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    /* Refused: unknown user, another disabled value, over-long roles; none wrote. */
+    CHECK(tsr_store_user_set_flags(f.s, "usr_ghost", NULL, 1, NOW) == TSR_ERR_NOT_FOUND);
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 2, NOW + 6) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, -2, NOW + 6) == TSR_ERR_INVALID);
+    memset(long_roles, 'r', sizeof long_roles - 1);
+    long_roles[sizeof long_roles - 1] = '\0';
+    CHECK(tsr_store_user_set_flags(f.s, u.id, long_roles, -1, NOW + 6) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(user_eq(&want, &got));
+    CHECK(tsr_store_user_get(f.s, other.id, &got) == TSR_OK);
+    CHECK(user_eq(&other, &got));
 out:
     fx_close(&f);
 }
@@ -548,6 +606,103 @@ static void session_delete_user_spares_the_excepted_and_other_users(void)
     CHECK(deleted == 0);
     /* The user is still there: only sessions go. */
     CHECK(tsr_store_user_get(f.s, u.id, &(tsr_user){0}) == TSR_OK);
+out:
+    fx_close(&f);
+}
+
+static void session_create_and_rotate_refuse_a_disabled_user(void)
+{
+    fixture f;
+    tsr_user u = mk_user("hank");
+    tsr_session s = mk_session(u.id, NOW), old = mk_session(u.id, NOW);
+    tsr_session fresh = mk_session(u.id, NOW + 5), got;
+    size_t n = 9;
+
+    if (!fx_open(&f))
+        goto out;
+    CHECK(tsr_store_user_create(f.s, &u) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &old, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 1, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &s, 0, NOW) == TSR_ERR_NOT_FOUND);
+    CHECK(!session_exists(f.s, s.id));
+    /* Rotation inserts too: refused, and the old session is not deleted either. */
+    CHECK(tsr_store_session_rotate(f.s, old.id, &fresh) == TSR_ERR_NOT_FOUND);
+    CHECK(tsr_store_session_get(f.s, old.id, &got) == TSR_OK);
+    CHECK(session_eq(&old, &got));
+    CHECK(!session_exists(f.s, fresh.id));
+    CHECK(tsr_store_session_count(f.s, NOW, &n) == TSR_OK && n == 1);
+    /* Enabled again, both work. */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &s, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_session_rotate(f.s, old.id, &fresh) == TSR_OK);
+out:
+    fx_close(&f);
+}
+
+static void password_change_is_one_transaction(void)
+{
+    fixture f;
+    tsr_user u = mk_user("ike"), v = mk_user("jill"), got;
+    tsr_session cur = mk_session(u.id, NOW), o1 = mk_session(u.id, NOW + 1);
+    tsr_session o2 = mk_session(u.id, NOW + 2), vs = mk_session(v.id, NOW);
+    tsr_session fresh = mk_session(u.id, NOW + 5), wrong_user = mk_session(v.id, NOW + 5);
+    tsr_session list[8];
+    size_t rev = 9, n = 0;
+
+    if (!fx_open(&f))
+        goto out;
+    CHECK(tsr_store_user_create(f.s, &u) == TSR_OK);
+    CHECK(tsr_store_user_create(f.s, &v) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &cur, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &o1, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &o2, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &vs, 0, NOW) == TSR_OK);
+
+    /* Each refusal leaves everything as it was. */
+    /* a stale old hash */
+    CHECK(tsr_store_password_change(f.s, u.id, H2, H1, cur.id, &fresh, NOW + 5, &rev) ==
+          TSR_ERR_NOT_FOUND);
+    CHECK(rev == 0);
+    /* the current session revoked meanwhile */
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, "ses_revoked", &fresh, NOW + 5,
+                                    &rev) == TSR_ERR_NOT_FOUND);
+    /* another user's session as the current one */
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, vs.id, &fresh, NOW + 5, &rev) ==
+          TSR_ERR_NOT_FOUND);
+    /* a fresh session of another user */
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, cur.id, &wrong_user, NOW + 5,
+                                    &rev) == TSR_ERR_INVALID);
+    /* a fresh session whose insert fails (hash taken): the earlier steps are undone */
+    memcpy(fresh.secret_hash, vs.secret_hash, TSR_HASH_BYTES);
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, cur.id, &fresh, NOW + 5, &rev) ==
+          TSR_ERR_EXISTS);
+    fresh = mk_session(u.id, NOW + 5);
+    /* a disabled user */
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 1, NOW) == TSR_OK);
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, cur.id, &fresh, NOW + 5, &rev) ==
+          TSR_ERR_NOT_FOUND);
+    CHECK(tsr_store_user_set_flags(f.s, u.id, NULL, 0, NOW) == TSR_OK);
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(strcmp(got.pwhash, u.pwhash) == 0 && got.updated_at == NOW);
+    CHECK(session_exists(f.s, cur.id) && session_exists(f.s, o1.id) &&
+          session_exists(f.s, o2.id) && session_exists(f.s, vs.id));
+    CHECK(!session_exists(f.s, fresh.id));
+
+    /* Then it goes through: new hash, only the fresh session left, others' intact. */
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H1, cur.id, &fresh, NOW + 5, &rev) ==
+          TSR_OK);
+    CHECK(rev == 2);
+    CHECK(tsr_store_user_get(f.s, u.id, &got) == TSR_OK);
+    CHECK(strcmp(got.pwhash, H1) == 0 && got.updated_at == NOW + 5);
+    CHECK(strcmp(got.roles, u.roles) == 0 && got.disabled == 0);
+    CHECK(tsr_store_session_list(f.s, u.id, NOW + 5, list, 8, &n) == TSR_OK && n == 1);
+    CHECK(session_eq(&fresh, &list[0]));
+    CHECK(session_exists(f.s, vs.id));
+    /* Replayed from the same (now stale) state: refused. */
+    wrong_user = mk_session(u.id, NOW + 6);
+    CHECK(tsr_store_password_change(f.s, u.id, u.pwhash, H2, fresh.id, &wrong_user, NOW + 6,
+                                    &rev) == TSR_ERR_NOT_FOUND);
+    CHECK(session_exists(f.s, fresh.id) && !session_exists(f.s, wrong_user.id));
 out:
     fx_close(&f);
 }
@@ -937,6 +1092,18 @@ static void bad_arguments_are_invalid_not_a_crash(void)
     CHECK(tsr_store_session_create(f.s, &s, 0, NOW) == TSR_ERR_INVALID);
     s = mk_session(u.id, NOW);
     CHECK(tsr_store_session_rotate(f.s, NULL, &s) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_pwhash(f.s, NULL, "a", "b", 0, NOW) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, NULL, "b", 0, NOW) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_pwhash(f.s, u.id, "a", NULL, 0, NOW) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_flags(NULL, u.id, NULL, 0, NOW) == TSR_ERR_INVALID);
+    CHECK(tsr_store_user_set_flags(f.s, NULL, NULL, 0, NOW) == TSR_ERR_INVALID);
+    n = 5;
+    CHECK(tsr_store_password_change(f.s, u.id, "a", "b", NULL, &s, NOW, &n) == TSR_ERR_INVALID);
+    CHECK(n == 0);
+    CHECK(tsr_store_password_change(f.s, u.id, "a", "b", s.id, NULL, NOW, &n) ==
+          TSR_ERR_INVALID);
+    CHECK(tsr_store_password_change(f.s, u.id, "a", "b", s.id, &s, NOW, NULL) ==
+          TSR_ERR_INVALID);
     CHECK(tsr_store_session_count(f.s, NOW, &n) == TSR_OK);
     CHECK(n == 0);
 out:
@@ -1238,7 +1405,8 @@ int main(void)
     TSR_RUN(user_get_by_name_is_case_insensitive_and_keeps_spelling);
     TSR_RUN(user_duplicate_username_in_other_case_is_exists);
     TSR_RUN(user_list_pages_return_every_user_once_in_id_order);
-    TSR_RUN(user_update_writes_roles_disabled_pwhash_and_name);
+    TSR_RUN(user_set_pwhash_is_a_compare_and_swap);
+    TSR_RUN(user_set_flags_writes_only_the_given_columns);
     TSR_RUN(user_delete_cascades_to_their_sessions_only);
     TSR_RUN(session_create_then_get_by_id_and_by_hash);
     TSR_RUN(session_create_refuses_duplicate_id_hash_and_unknown_user);
@@ -1246,6 +1414,8 @@ int main(void)
     TSR_RUN(session_list_is_newest_first_and_excludes_expired);
     TSR_RUN(session_delete_removes_that_session_only);
     TSR_RUN(session_delete_user_spares_the_excepted_and_other_users);
+    TSR_RUN(session_create_and_rotate_refuse_a_disabled_user);
+    TSR_RUN(password_change_is_one_transaction);
     TSR_RUN(session_rotate_replaces_old_by_fresh);
     TSR_RUN(session_rotate_is_atomic_when_the_fresh_session_conflicts);
     TSR_RUN(session_cap_evicts_the_oldest_beyond_max_per_user);
