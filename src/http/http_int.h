@@ -84,6 +84,7 @@ struct tsr_http_req {
     char param[TSR_ID_MAX + 1]; /* the {id} segment */
     tsr_http_state state;
     uint64_t t_start_ns;
+    int counted;            /* request metrics recorded (when the answer was queued) */
     /* Body: bounded, wiped when freed (it may hold passwords). */
     char *body;
     size_t body_len, body_cap, body_seen;

@@ -172,6 +172,10 @@ static enum MHD_Result queue(tsr_http_req *r)
         if (r->resp == NULL)
             return MHD_NO;
     }
+    /* Counted before the answer leaves, so that a client's next request (a
+     * /metrics scrape, say) already sees this one. */
+    tsr_metrics_request(r->route, r->status, tsr_http_now_ns() - r->t_start_ns);
+    r->counted = 1;
     ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
     MHD_destroy_response(r->resp);
     r->resp = NULL;
@@ -355,7 +359,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     ns = tsr_http_now_ns() - r->t_start_ns;
     rt = tsr_http_route_get(r->route);
-    tsr_metrics_request(r->route, r->status, ns);
+    if (!r->counted)
+        tsr_metrics_request(r->route, r->status, ns);
     tsr_log(TSR_LOG_INFO, "request", TSR_F_STR("method", r->method),
             TSR_F_STR("route", rt != NULL ? rt->pattern : "unmatched"),
             TSR_F_INT("status", r->status), TSR_F_INT("duration_us", ns / 1000),
@@ -668,7 +673,6 @@ static void nap_ms(long ms)
 
 void tsr_http_server_stop(tsr_http_server *s, unsigned grace_seconds)
 {
-    MHD_socket lsock;
     uint64_t deadline;
 
     if (s == NULL)
@@ -676,9 +680,12 @@ void tsr_http_server_stop(tsr_http_server *s, unsigned grace_seconds)
     pthread_mutex_lock(&s->jobs_mu);
     s->stopping = 1;
     pthread_mutex_unlock(&s->jobs_mu);
-    lsock = MHD_quiesce_daemon(s->daemon);
-    if (lsock != MHD_INVALID_SOCKET)
-        close(lsock);
+    /* No MHD_quiesce_daemon: on an epoll daemon with worker threads it races the
+     * workers' own removal of the listen socket from their epoll sets, and
+     * libmicrohttpd 0.9.75 aborts the process when it loses ("Failed to remove
+     * listen FD from epoll set", seen at SIGTERM under load; a known defect).
+     * Connections still arrive during the grace period; hashing work is refused
+     * with 503 (start_work), everything else is served until the daemon stops. */
     deadline = tsr_http_now_ns() + (uint64_t)grace_seconds * 1000000000u;
     for (;;) {
         size_t jobs;
