@@ -40,6 +40,7 @@ bench: bootstrap
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DTSR_BENCH=ON >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS)
 	./$(BENCH_BUILD)/jose_bench
+	TESSERA_BIN=$(BENCH_BUILD)/tessera BENCH_BUILD=$(BENCH_BUILD) bench/http/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
