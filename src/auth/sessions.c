@@ -201,8 +201,9 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
     rc = tsr_sha256(secret, sizeof secret, hash);
     if (rc != TSR_OK)
         goto out;
-    /* The store finds the session by the hash: no secret is ever compared. */
-    rc = tsr_store_session_get_by_hash(a->store, hash, &ss);
+    /* The store finds the session by the hash (no secret is ever compared), and
+     * its user in the same statement: one read transaction per cookie. */
+    rc = tsr_store_session_resolve(a->store, hash, &ss, &uu);
     if (rc == TSR_ERR_NOT_FOUND) {
         rc = TSR_ERR_UNAUTHENTICATED;
         goto out;
@@ -213,13 +214,6 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
         rc = TSR_ERR_UNAUTHENTICATED;
         goto out;
     }
-    rc = tsr_store_user_get(a->store, ss.user_id, &uu);
-    if (rc == TSR_ERR_NOT_FOUND) {
-        rc = TSR_ERR_UNAUTHENTICATED;
-        goto out;
-    }
-    if (rc != TSR_OK)
-        goto out;
     if (uu.disabled) {
         rc = TSR_ERR_UNAUTHENTICATED;
         goto out;

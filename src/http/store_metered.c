@@ -87,6 +87,12 @@ static tsr_err m_session_get_by_hash(tsr_store *s, const uint8_t hash[TSR_HASH_B
     TIMED(TSR_MS_SESSION_READ, tsr_store_session_get_by_hash(IN(s), hash, out));
 }
 
+static tsr_err m_session_resolve(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                tsr_session *ss, tsr_user *u)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_session_resolve(IN(s), hash, ss, u));
+}
+
 static tsr_err m_session_touch(tsr_store *s, const char *id, int64_t last_seen_at,
                                int64_t idle_expires_at)
 {
@@ -157,6 +163,7 @@ static const tsr_store_ops metered_ops = {
     .session_create = m_session_create,
     .session_get = m_session_get,
     .session_get_by_hash = m_session_get_by_hash,
+    .session_resolve = m_session_resolve,
     .session_touch = m_session_touch,
     .session_list = m_session_list,
     .session_delete = m_session_delete,

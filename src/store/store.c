@@ -145,6 +145,20 @@ tsr_err tsr_store_session_get(tsr_store *s, const char *id, tsr_session *out)
     return s->ops->session_get(s, id, out);
 }
 
+tsr_err tsr_store_session_resolve(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                  tsr_session *ss, tsr_user *u)
+{
+    if (ss == NULL || u == NULL)
+        return TSR_ERR_INVALID;
+    memset(ss, 0, sizeof *ss);
+    memset(u, 0, sizeof *u);
+    if (s == NULL || s->ops == NULL || hash == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->session_resolve == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->session_resolve(s, hash, ss, u);
+}
+
 tsr_err tsr_store_session_get_by_hash(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
                                       tsr_session *out)
 {

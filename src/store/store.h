@@ -73,6 +73,8 @@ typedef struct tsr_store_ops {
     tsr_err (*session_get)(tsr_store *s, const char *id, tsr_session *out);
     tsr_err (*session_get_by_hash)(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
                                    tsr_session *out);
+    tsr_err (*session_resolve)(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                               tsr_session *ss, tsr_user *u);
     tsr_err (*session_touch)(tsr_store *s, const char *id, int64_t last_seen_at,
                              int64_t idle_expires_at);
     tsr_err (*session_list)(tsr_store *s, const char *user_id, int64_t now, tsr_session *out,
@@ -142,6 +144,11 @@ TSR_MUST_CHECK tsr_err tsr_store_session_get(tsr_store *s, const char *id,
 TSR_MUST_CHECK tsr_err tsr_store_session_get_by_hash(tsr_store *s,
                                                      const uint8_t hash[TSR_HASH_BYTES],
                                                      tsr_session *out /* OUT */);
+/* The cookie hot path: the session with this secret hash and its user, read in
+ * one statement (one read transaction). Expiry is the caller's to check. */
+TSR_MUST_CHECK tsr_err tsr_store_session_resolve(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                                 tsr_session *ss /* OUT */,
+                                                 tsr_user *u /* OUT */);
 TSR_MUST_CHECK tsr_err tsr_store_session_touch(tsr_store *s, const char *id, int64_t last_seen_at,
                                                int64_t idle_expires_at);
 /* The user's unexpired sessions, newest first, at most max. */

@@ -445,6 +445,38 @@ out:
     fx_close(&f);
 }
 
+static void session_resolve_returns_session_and_its_user(void)
+{
+    fixture f;
+    tsr_user u = mk_user("ivan"), v = mk_user("judy"), gu;
+    tsr_session s = mk_session(u.id, NOW), t = mk_session(v.id, NOW), gs;
+    uint8_t other[TSR_HASH_BYTES];
+
+    if (!fx_open(&f))
+        goto out;
+    CHECK(tsr_store_user_create(f.s, &u) == TSR_OK);
+    CHECK(tsr_store_user_create(f.s, &v) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &s, 100, NOW) == TSR_OK);
+    CHECK(tsr_store_session_create(f.s, &t, 100, NOW) == TSR_OK);
+    CHECK(tsr_store_session_resolve(f.s, s.secret_hash, &gs, &gu) == TSR_OK);
+    CHECK(session_eq(&s, &gs));
+    CHECK(user_eq(&u, &gu));
+    CHECK(tsr_store_session_resolve(f.s, t.secret_hash, &gs, &gu) == TSR_OK);
+    CHECK(session_eq(&t, &gs));
+    CHECK(user_eq(&v, &gu));
+    /* Twin: one flipped bit of the hash finds nothing and leaves zeroes. */
+    memcpy(other, s.secret_hash, sizeof other);
+    other[0] ^= 0x80;
+    CHECK(tsr_store_session_resolve(f.s, other, &gs, &gu) == TSR_ERR_NOT_FOUND);
+    CHECK(all_zero(&gs, sizeof gs));
+    CHECK(all_zero(&gu, sizeof gu));
+    /* Gone with its user. */
+    CHECK(tsr_store_user_delete(f.s, u.id) == TSR_OK);
+    CHECK(tsr_store_session_resolve(f.s, s.secret_hash, &gs, &gu) == TSR_ERR_NOT_FOUND);
+out:
+    fx_close(&f);
+}
+
 static void session_create_refuses_duplicate_id_hash_and_unknown_user(void)
 {
     fixture f;
@@ -1409,6 +1441,7 @@ int main(void)
     TSR_RUN(user_set_flags_writes_only_the_given_columns);
     TSR_RUN(user_delete_cascades_to_their_sessions_only);
     TSR_RUN(session_create_then_get_by_id_and_by_hash);
+    TSR_RUN(session_resolve_returns_session_and_its_user);
     TSR_RUN(session_create_refuses_duplicate_id_hash_and_unknown_user);
     TSR_RUN(session_touch_moves_last_seen_and_idle_expiry_only);
     TSR_RUN(session_list_is_newest_first_and_excludes_expired);
