@@ -24,6 +24,16 @@ int tsr_cli_token(int argc, char **argv);
 int tsr_cli_serve(int argc, char **argv);
 int tsr_cli_user(int argc, char **argv);
 
+/* A subcommand: its name and its entry point (argv[0] is the subcommand's name). */
+typedef struct tsr_cli_sub {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} tsr_cli_sub;
+
+/* Runs the subcommand argv[1] names from a table ended by {NULL, NULL}: usage on
+ * stdout for --help (exit 0), on stderr when it is missing or unknown (exit 2). */
+int tsr_cli_dispatch(int argc, char **argv, const char *usage, const tsr_cli_sub *subs);
+
 /* Prints "tessera: <msg>\n" on stderr. Never pass secret data. */
 void tsr_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -43,6 +53,16 @@ int tsr_cli_wants_help(int argc, char **argv);
  * it matched, 0 when argv[*i] is another option, and -1 after printing a usage
  * error when the value is missing or the option was already given (*val not NULL). */
 int tsr_cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+
+/* One option that takes a value, for tsr_cli_opts: its name and where its value goes. */
+typedef struct tsr_cli_opt {
+    const char *name;
+    const char **val;
+} tsr_cli_opt;
+
+/* tsr_cli_opt_value against each option of a table ended by {NULL, NULL}: the first
+ * match's result (1 or -1), or 0 when argv[*i] is none of them. */
+int tsr_cli_opts(int argc, char **argv, int *i, const tsr_cli_opt *opts);
 
 /* Strict decimal integer in [min, max]: no blanks, no '+', no trailing text.
  * TSR_ERR_INVALID otherwise; *out is 0 on failure. */

@@ -124,9 +124,9 @@ static int keys_generate(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         int m;
-        m = tsr_cli_opt_value(argc, argv, &i, "--alg", &alg_s);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--out", &out_path);
+        m = tsr_cli_opts(
+            argc, argv, &i,
+            (const tsr_cli_opt[]){{"--alg", &alg_s}, {"--out", &out_path}, {NULL, NULL}});
         if (m < 0)
             goto usage;
         if (m > 0)
@@ -195,9 +195,9 @@ static int keys_public(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         int m;
-        m = tsr_cli_opt_value(argc, argv, &i, "--key", &key_path);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--alg", &alg_s);
+        m = tsr_cli_opts(
+            argc, argv, &i,
+            (const tsr_cli_opt[]){{"--key", &key_path}, {"--alg", &alg_s}, {NULL, NULL}});
         if (m < 0)
             goto usage;
         if (m > 0)
@@ -260,19 +260,7 @@ out:
 
 int tsr_cli_keys(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(keys_usage, stderr);
-        return TSR_CLI_USAGE;
-    }
-    if (tsr_cli_is_help(argv[1])) {
-        fputs(keys_usage, stdout);
-        return TSR_CLI_OK;
-    }
-    if (strcmp(argv[1], "generate") == 0)
-        return keys_generate(argc - 1, argv + 1);
-    if (strcmp(argv[1], "public") == 0)
-        return keys_public(argc - 1, argv + 1);
-    tsr_cli_error("unknown keys subcommand");
-    fputs(keys_usage, stderr);
-    return TSR_CLI_USAGE;
+    static const tsr_cli_sub subs[] = {
+        {"generate", keys_generate}, {"public", keys_public}, {NULL, NULL}};
+    return tsr_cli_dispatch(argc, argv, keys_usage, subs);
 }

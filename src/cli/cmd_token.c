@@ -199,17 +199,14 @@ static int token_sign(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         int m;
-        m = tsr_cli_opt_value(argc, argv, &i, "--key", &key_path);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--alg", &alg_s);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--typ", &typ);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--claims", &claims_s);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--claims-file", &claims_file);
-        if (m == 0)
-            m = tsr_cli_opt_value(argc, argv, &i, "--exp-in", &exp_in_s);
+        m = tsr_cli_opts(argc, argv, &i,
+                         (const tsr_cli_opt[]){{"--key", &key_path},
+                                               {"--alg", &alg_s},
+                                               {"--typ", &typ},
+                                               {"--claims", &claims_s},
+                                               {"--claims-file", &claims_file},
+                                               {"--exp-in", &exp_in_s},
+                                               {NULL, NULL}});
         if (m < 0)
             goto usage;
         if (m > 0)
@@ -334,19 +331,15 @@ static int token_verify(int argc, char **argv)
                 any_typ = 1;
                 continue;
             }
-            m = tsr_cli_opt_value(argc, argv, &i, "--jwks", &jwks_path);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--key", &key_path);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--alg", &alg_s);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--iss", &iss);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--aud", &aud);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--typ", &typ);
-            if (m == 0)
-                m = tsr_cli_opt_value(argc, argv, &i, "--now", &now_s);
+            m = tsr_cli_opts(argc, argv, &i,
+                             (const tsr_cli_opt[]){{"--jwks", &jwks_path},
+                                                   {"--key", &key_path},
+                                                   {"--alg", &alg_s},
+                                                   {"--iss", &iss},
+                                                   {"--aud", &aud},
+                                                   {"--typ", &typ},
+                                                   {"--now", &now_s},
+                                                   {NULL, NULL}});
             if (m < 0)
                 goto usage;
             if (m > 0)
@@ -522,21 +515,7 @@ out:
 
 int tsr_cli_token(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(token_usage, stderr);
-        return TSR_CLI_USAGE;
-    }
-    if (tsr_cli_is_help(argv[1])) {
-        fputs(token_usage, stdout);
-        return TSR_CLI_OK;
-    }
-    if (strcmp(argv[1], "sign") == 0)
-        return token_sign(argc - 1, argv + 1);
-    if (strcmp(argv[1], "verify") == 0)
-        return token_verify(argc - 1, argv + 1);
-    if (strcmp(argv[1], "decode") == 0)
-        return token_decode(argc - 1, argv + 1);
-    tsr_cli_error("unknown token subcommand");
-    fputs(token_usage, stderr);
-    return TSR_CLI_USAGE;
+    static const tsr_cli_sub subs[] = {
+        {"sign", token_sign}, {"verify", token_verify}, {"decode", token_decode}, {NULL, NULL}};
+    return tsr_cli_dispatch(argc, argv, token_usage, subs);
 }

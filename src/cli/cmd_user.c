@@ -77,10 +77,9 @@ static const char enable_usage[] =
     "\n"
     "Enables a disabled user again (their old sessions stay revoked).\n";
 
-static const char revoke_usage[] =
-    "usage: tessera user revoke USER [--config FILE]\n"
-    "\n"
-    "Revokes every session of the user (they must log in again).\n";
+static const char revoke_usage[] = "usage: tessera user revoke USER [--config FILE]\n"
+                                   "\n"
+                                   "Revokes every session of the user (they must log in again).\n";
 
 static const char passwd_usage[] =
     "usage: tessera user passwd USER [--config FILE]\n"
@@ -244,9 +243,9 @@ static json_t *user_json(const tsr_user *u)
         if (*p == ',')
             p++;
     }
-    o = json_pack("{s:s, s:s, s:o, s:b, s:I, s:I}", "id", u->id, "username", u->username,
-                  "roles", roles, "disabled", u->disabled, "created_at",
-                  (json_int_t)u->created_at, "updated_at", (json_int_t)u->updated_at);
+    o = json_pack("{s:s, s:s, s:o, s:b, s:I, s:I}", "id", u->id, "username", u->username, "roles",
+                  roles, "disabled", u->disabled, "created_at", (json_int_t)u->created_at,
+                  "updated_at", (json_int_t)u->updated_at);
     return o;
 }
 
@@ -354,8 +353,8 @@ static int user_add(int argc, char **argv)
         goto out;
     if (!read_new_password(pw, &pwlen))
         goto out;
-    rc = tsr_auth_user_create(e.auth, a.arg, strlen(a.arg), pw, pwlen, a.roles,
-                              (int64_t)time(NULL), &u);
+    rc = tsr_auth_user_create(e.auth, a.arg, strlen(a.arg), pw, pwlen, a.roles, (int64_t)time(NULL),
+                              &u);
     if (rc == TSR_ERR_USERNAME_TAKEN) {
         tsr_cli_error("the username is taken");
         goto out;
@@ -418,8 +417,8 @@ static int user_list(int argc, char **argv)
             goto out;
         }
     }
-    o = json_pack("{s:O, s:o}", "users", arr, "next", next[0] != '\0' ? json_string(next)
-                                                                      : json_null());
+    o = json_pack("{s:O, s:o}", "users", arr, "next",
+                  next[0] != '\0' ? json_string(next) : json_null());
     code = print_and_free(o);
     o = NULL;
     goto out;
@@ -493,8 +492,7 @@ static int user_one(int argc, char **argv, enum user_action act, const char *usa
     }
     case ACT_DISABLE:
     case ACT_ENABLE:
-        rc = tsr_auth_user_patch(e.auth, u.id, NULL, act == ACT_DISABLE ? 1 : 0, now, &u,
-                                 &revoked);
+        rc = tsr_auth_user_patch(e.auth, u.id, NULL, act == ACT_DISABLE ? 1 : 0, now, &u, &revoked);
         if (rc != TSR_OK) {
             tsr_cli_error("cannot change the user: %s", tsr_err_text(rc));
             goto out;
@@ -535,34 +533,38 @@ out:
     return code;
 }
 
+static int user_show(int argc, char **argv)
+{
+    return user_one(argc, argv, ACT_SHOW, show_usage);
+}
+
+static int user_disable(int argc, char **argv)
+{
+    return user_one(argc, argv, ACT_DISABLE, disable_usage);
+}
+
+static int user_enable(int argc, char **argv)
+{
+    return user_one(argc, argv, ACT_ENABLE, enable_usage);
+}
+
+static int user_revoke(int argc, char **argv)
+{
+    return user_one(argc, argv, ACT_REVOKE, revoke_usage);
+}
+
+static int user_passwd(int argc, char **argv)
+{
+    return user_one(argc, argv, ACT_PASSWD, passwd_usage);
+}
+
 int tsr_cli_user(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(user_usage, stderr);
-        return TSR_CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (tsr_cli_is_help(sub)) {
-        fputs(user_usage, stdout);
-        return TSR_CLI_OK;
-    }
-    if (strcmp(sub, "add") == 0)
-        return user_add(argc - 1, argv + 1);
-    if (strcmp(sub, "list") == 0)
-        return user_list(argc - 1, argv + 1);
-    if (strcmp(sub, "show") == 0)
-        return user_one(argc - 1, argv + 1, ACT_SHOW, show_usage);
-    if (strcmp(sub, "disable") == 0)
-        return user_one(argc - 1, argv + 1, ACT_DISABLE, disable_usage);
-    if (strcmp(sub, "enable") == 0)
-        return user_one(argc - 1, argv + 1, ACT_ENABLE, enable_usage);
-    if (strcmp(sub, "revoke") == 0)
-        return user_one(argc - 1, argv + 1, ACT_REVOKE, revoke_usage);
-    if (strcmp(sub, "passwd") == 0)
-        return user_one(argc - 1, argv + 1, ACT_PASSWD, passwd_usage);
-    tsr_cli_error("unknown user subcommand");
-    fputs(user_usage, stderr);
-    return TSR_CLI_USAGE;
+    static const tsr_cli_sub subs[] = {{"add", user_add},       {"list", user_list},
+                                       {"show", user_show},     {"disable", user_disable},
+                                       {"enable", user_enable}, {"revoke", user_revoke},
+                                       {"passwd", user_passwd}, {NULL, NULL}};
+    return tsr_cli_dispatch(argc, argv, user_usage, subs);
 }
 
 #else

@@ -39,6 +39,26 @@ void tsr_cli_bad_arg(const char *a)
     }
 }
 
+int tsr_cli_dispatch(int argc, char **argv, const char *usage, const tsr_cli_sub *subs)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return TSR_CLI_USAGE;
+    }
+    if (tsr_cli_is_help(argv[1])) {
+        fputs(usage, stdout);
+        return TSR_CLI_OK;
+    }
+    for (; subs->name != NULL; subs++) {
+        if (strcmp(argv[1], subs->name) == 0)
+            return subs->run(argc - 1, argv + 1);
+    }
+    /* argv[0] is our own command name; the unknown word itself is not echoed. */
+    tsr_cli_error("unknown %s subcommand", argv[0]);
+    fputs(usage, stderr);
+    return TSR_CLI_USAGE;
+}
+
 int tsr_cli_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
@@ -81,6 +101,16 @@ int tsr_cli_opt_value(int argc, char **argv, int *i, const char *name, const cha
     }
     *val = v;
     return 1;
+}
+
+int tsr_cli_opts(int argc, char **argv, int *i, const tsr_cli_opt *opts)
+{
+    for (; opts->name != NULL; opts++) {
+        int m = tsr_cli_opt_value(argc, argv, i, opts->name, opts->val);
+        if (m != 0)
+            return m;
+    }
+    return 0;
 }
 
 tsr_err tsr_cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
