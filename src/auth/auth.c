@@ -108,11 +108,6 @@ void tsr_auth_free(tsr_auth *a)
     free(a);
 }
 
-const tsr_auth_opts *tsr_auth_get_opts(const tsr_auth *a)
-{
-    return a != NULL ? &a->opts : NULL;
-}
-
 tsr_store *tsr_auth_get_store(const tsr_auth *a)
 {
     return a != NULL ? a->store : NULL;

@@ -74,7 +74,6 @@ TSR_MUST_CHECK tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts,
                                     tsr_auth **out /* OUT */);
 void tsr_auth_free(tsr_auth *a); /* NULL is a no-op */
 
-const tsr_auth_opts *tsr_auth_get_opts(const tsr_auth *a); /* borrowed */
 tsr_store *tsr_auth_get_store(const tsr_auth *a);          /* borrowed */
 
 void tsr_auth_cred_wipe(tsr_auth_cred *c);

@@ -51,7 +51,6 @@ void tsr_rate_fail(tsr_rate *r, const uint8_t key[TSR_RATE_KEY_BYTES], uint32_t 
                    int64_t window, int64_t now);
 void tsr_rate_clear(tsr_rate *r, const uint8_t key[TSR_RATE_KEY_BYTES]);
 void tsr_rate_clear_all(tsr_rate *r);
-size_t tsr_rate_count(tsr_rate *r);
 
 /* Rate-limiter key of a username (ASCII case-folded) or an IP (IPv6 by its /64). */
 TSR_MUST_CHECK tsr_err tsr_auth_rate_key_user(const tsr_auth *a, const char *username,

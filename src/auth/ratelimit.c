@@ -214,17 +214,6 @@ void tsr_rate_clear_all(tsr_rate *r)
     pthread_mutex_unlock(&r->mu);
 }
 
-size_t tsr_rate_count(tsr_rate *r)
-{
-    size_t n;
-    if (r == NULL)
-        return 0;
-    pthread_mutex_lock(&r->mu);
-    n = r->count;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
 /* ---- keys ---- */
 
 #define RL_INPUT_MAX 256

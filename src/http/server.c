@@ -659,11 +659,6 @@ out:
     return rc;
 }
 
-const char *tsr_http_server_public_url(const tsr_http_server *s)
-{
-    return s->public_url;
-}
-
 static void nap_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -145,7 +145,8 @@ TSR_MUST_CHECK tsr_err tsr_store_session_get_by_hash(tsr_store *s,
                                                      const uint8_t hash[TSR_HASH_BYTES],
                                                      tsr_session *out /* OUT */);
 /* The cookie hot path: the session with this secret hash and its user, read in
- * one statement (one read transaction). Expiry is the caller's to check. */
+ * one statement (one read transaction). Expiry is the caller's to check. The
+ * user's pwhash is left empty: whoever needs it reads the user again. */
 TSR_MUST_CHECK tsr_err tsr_store_session_resolve(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
                                                  tsr_session *ss /* OUT */,
                                                  tsr_user *u /* OUT */);

@@ -137,10 +137,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SES_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ?1",
     /* The hot path: one probe of the UNIQUE index on secret_hash. */
     [ST_SES_GET_BY_HASH] = "SELECT " SESSION_COLS " FROM sessions WHERE secret_hash = ?1",
-    /* The cookie hot path: session and user in one statement, one read transaction. */
+    /* The cookie hot path: session and user in one statement, one read transaction.
+     * The password hash is not read: no request that only checks a cookie needs it. */
     [ST_SES_RESOLVE] = "SELECT s.id, s.secret_hash, s.user_id, s.kind, s.created_at, "
                        "s.last_seen_at, s.expires_at, s.idle_expires_at, s.ip, s.user_agent, "
-                       "u.id, u.username, u.pwhash, u.roles, u.disabled, u.created_at, "
+                       "u.id, u.username, '', u.roles, u.disabled, u.created_at, "
                        "u.updated_at FROM sessions s JOIN users u ON u.id = s.user_id "
                        "WHERE s.secret_hash = ?1",
     [ST_SES_TOUCH] = "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = ?3 WHERE id = ?1",

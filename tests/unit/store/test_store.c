@@ -460,9 +460,14 @@ static void session_resolve_returns_session_and_its_user(void)
     CHECK(tsr_store_session_create(f.s, &t, 100, NOW) == TSR_OK);
     CHECK(tsr_store_session_resolve(f.s, s.secret_hash, &gs, &gu) == TSR_OK);
     CHECK(session_eq(&s, &gs));
+    /* Every user field but the password hash, which the cookie path never reads. */
+    CHECK(gu.pwhash[0] == '\0' && u.pwhash[0] != '\0');
+    memcpy(gu.pwhash, u.pwhash, sizeof gu.pwhash);
     CHECK(user_eq(&u, &gu));
     CHECK(tsr_store_session_resolve(f.s, t.secret_hash, &gs, &gu) == TSR_OK);
     CHECK(session_eq(&t, &gs));
+    CHECK(gu.pwhash[0] == '\0');
+    memcpy(gu.pwhash, v.pwhash, sizeof gu.pwhash);
     CHECK(user_eq(&v, &gu));
     /* Twin: one flipped bit of the hash finds nothing and leaves zeroes. */
     memcpy(other, s.secret_hash, sizeof other);
