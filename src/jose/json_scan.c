@@ -211,6 +211,55 @@ static int scan_number(scan *s, tsr_jv *v)
 
 static int scan_value(scan *s, tsr_jv *v);
 
+/* Decodes one character of a validated string span at *pp (an escape or one raw
+ * byte) into out as UTF-8, advances *pp, and returns the bytes written (1-4). */
+static size_t unescape_one(const uint8_t **pp, uint8_t out[4])
+{
+    const uint8_t *p = *pp;
+    uint32_t u = 0, lo = 0;
+    size_t w = 0;
+
+    if (*p != '\\') {
+        out[0] = *p;
+        *pp = p + 1;
+        return 1;
+    }
+    *pp = p + 2;
+    switch (p[1]) {
+    case 'b': out[0] = '\b'; return 1;
+    case 'f': out[0] = '\f'; return 1;
+    case 'n': out[0] = '\n'; return 1;
+    case 'r': out[0] = '\r'; return 1;
+    case 't': out[0] = '\t'; return 1;
+    case 'u': break;
+    default: out[0] = p[1]; return 1; /* " \ / */
+    }
+    (void)hex4(p + 2, &u);
+    p += 6;
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        (void)hex4(p + 2, &lo);
+        p += 6;
+        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    *pp = p;
+    if (u < 0x80) {
+        out[w++] = (uint8_t)u;
+    } else if (u < 0x800) {
+        out[w++] = (uint8_t)(0xC0 | u >> 6);
+        out[w++] = (uint8_t)(0x80 | (u & 0x3F));
+    } else if (u < 0x10000) {
+        out[w++] = (uint8_t)(0xE0 | u >> 12);
+        out[w++] = (uint8_t)(0x80 | ((u >> 6) & 0x3F));
+        out[w++] = (uint8_t)(0x80 | (u & 0x3F));
+    } else {
+        out[w++] = (uint8_t)(0xF0 | u >> 18);
+        out[w++] = (uint8_t)(0x80 | ((u >> 12) & 0x3F));
+        out[w++] = (uint8_t)(0x80 | ((u >> 6) & 0x3F));
+        out[w++] = (uint8_t)(0x80 | (u & 0x3F));
+    }
+    return w;
+}
+
 /* Unescapes a string span into out (cap >= v->n suffices: escapes never grow). */
 static size_t unescape(const tsr_jv *v, char *out)
 {
@@ -220,70 +269,53 @@ static size_t unescape(const tsr_jv *v, char *out)
         memcpy(out, v->p, v->n);
         return v->n;
     }
-    while (p < end) {
-        if (*p != '\\') {
-            out[w++] = (char)*p++;
-            continue;
-        }
-        uint8_t c = p[1];
-        p += 2;
-        switch (c) {
-        case 'b': out[w++] = '\b'; break;
-        case 'f': out[w++] = '\f'; break;
-        case 'n': out[w++] = '\n'; break;
-        case 'r': out[w++] = '\r'; break;
-        case 't': out[w++] = '\t'; break;
-        case 'u': {
-            uint32_t u = 0, lo = 0;
-            (void)hex4(p, &u);
-            p += 4;
-            if (u >= 0xD800 && u <= 0xDBFF) {
-                (void)hex4(p + 2, &lo);
-                p += 6;
-                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            if (u < 0x80) {
-                out[w++] = (char)u;
-            } else if (u < 0x800) {
-                out[w++] = (char)(0xC0 | u >> 6);
-                out[w++] = (char)(0x80 | (u & 0x3F));
-            } else if (u < 0x10000) {
-                out[w++] = (char)(0xE0 | u >> 12);
-                out[w++] = (char)(0x80 | ((u >> 6) & 0x3F));
-                out[w++] = (char)(0x80 | (u & 0x3F));
-            } else {
-                out[w++] = (char)(0xF0 | u >> 18);
-                out[w++] = (char)(0x80 | ((u >> 12) & 0x3F));
-                out[w++] = (char)(0x80 | ((u >> 6) & 0x3F));
-                out[w++] = (char)(0x80 | (u & 0x3F));
-            }
-            break;
-        }
-        default: out[w++] = (char)c; break; /* " \ / */
-        }
-    }
+    while (p < end)
+        w += unescape_one(&p, (uint8_t *)out + w);
     return w;
 }
 
-/* Equal after unescaping? Spans without escapes compare directly. */
+/* The unescaped bytes of a span, one at a time, with no buffer but four bytes. */
+typedef struct ustream {
+    const uint8_t *p, *end;
+    uint8_t buf[4];
+    size_t n, i;
+} ustream;
+
+static int us_next(ustream *u, uint8_t *c)
+{
+    if (u->i == u->n) {
+        if (u->p >= u->end)
+            return 0;
+        u->n = unescape_one(&u->p, u->buf);
+        u->i = 0;
+    }
+    *c = u->buf[u->i++];
+    return 1;
+}
+
+/* Equal after unescaping? Spans without escapes compare directly; others are
+ * decoded side by side without allocating (an attacker's header full of escaped
+ * keys costs comparisons, not a malloc each). */
 static int keys_equal(const tsr_jv *a, const tsr_jv *b)
 {
+    ustream ua = {(const uint8_t *)a->p, (const uint8_t *)a->p + a->n, {0}, 0, 0};
+    ustream ub = {(const uint8_t *)b->p, (const uint8_t *)b->p + b->n, {0}, 0, 0};
+    uint8_t x = 0, y = 0;
+
     if (!a->has_escape && !b->has_escape) {
         if (a->n != b->n || (a->n > 0 && a->p[0] != b->p[0]))
             return 0;
         return memcmp(a->p, b->p, a->n) == 0;
     }
-    char *ba = malloc(a->n + 1), *bb = malloc(b->n + 1);
-    int eq = 0;
-    if (ba != NULL && bb != NULL) {
-        size_t na = unescape(a, ba), nb = unescape(b, bb);
-        eq = na == nb && memcmp(ba, bb, na) == 0;
-    } else {
-        eq = 1; /* out of memory: report a duplicate, which refuses the document */
+    for (;;) {
+        int ha = us_next(&ua, &x), hb = us_next(&ub, &y);
+        if (ha != hb)
+            return 0;
+        if (!ha)
+            return 1;
+        if (x != y)
+            return 0;
     }
-    free(ba);
-    free(bb);
-    return eq;
 }
 
 /* An object starting at '{'. When members is not NULL the top-level members are

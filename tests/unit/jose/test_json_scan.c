@@ -45,6 +45,8 @@ static const char *corpus[] = {
     "\"small\":-9223372036854775808}",
     "{\"\":\"\",\"x\":[],\"y\":{}}",
     "{\"esc\":\"\\/\\\\\\b\\f\\r\\t\"}",
+    /* Escaped and raw spellings of different characters are different keys. */
+    "{\"\xc3\xa9\":1,\"\\u00e8\":2,\"\\u00e9x\":3,\"\\ud83d\\ude01\":4,\"\xf0\x9f\x98\x80\":5}",
 };
 
 static const char *rejected[] = {
@@ -85,6 +87,10 @@ static const char *rejected[] = {
     "{\"a\":1,\"a\":2}",
     "{\"a\":1,\"\\u0061\":2}",
     "{\"o\":{\"b\":1,\"b\":2}}",
+    /* The same key, raw UTF-8 and escaped: duplicates after unescaping. */
+    "{\"\xc3\xa9\":1,\"\\u00e9\":2}",
+    "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}",
+    "{\"a\\nb\":1,\"a\\u000ab\":2}",
     "{\"a\":[1,]}",
     "{\"a\":[1 2]}",
 };
