@@ -238,6 +238,17 @@ TSR_MUST_CHECK tsr_err tsr_auth_password_change(tsr_auth *a, const tsr_session *
                                                 const char *new_pw, size_t newlen, int64_t now,
                                                 tsr_auth_cred *out /* OUT */);
 
+/* tsr_auth_password_change behind the login limiter, as tsr_auth_login is: a
+ * wrong current password is a failed login of username from ip (the buckets are
+ * shared, so a stolen cookie is no better an oracle than the login form), checked
+ * here, on the hashing thread, so that a burst of concurrent guesses cannot all
+ * pass before the first failure is recorded. TSR_ERR_RATE_LIMITED with
+ * *retry_after, or what tsr_auth_password_change returns. HASHES (twice). */
+TSR_MUST_CHECK tsr_err tsr_auth_password_change_limited(
+    tsr_auth *a, const tsr_session *current, const char *username, const char *ip,
+    const char *current_pw, size_t curlen, const char *new_pw, size_t newlen, int64_t now,
+    tsr_auth_cred *out /* OUT */, int64_t *retry_after /* OUT */);
+
 /* ---- admin key ---- */
 
 /* At start-up. configured (admin.key / TESSERA_ADMIN_KEY; NULL or "" when unset)

@@ -419,3 +419,27 @@ out:
         tsr_auth_cred_wipe(out);
     return rc;
 }
+
+tsr_err tsr_auth_password_change_limited(tsr_auth *a, const tsr_session *current,
+                                         const char *username, const char *ip,
+                                         const char *current_pw, size_t curlen,
+                                         const char *new_pw, size_t newlen, int64_t now,
+                                         tsr_auth_cred *out, int64_t *retry_after)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    size_t ulen = username != NULL ? strlen(username) : 0;
+
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (retry_after != NULL)
+        *retry_after = 0;
+    if (a == NULL || username == NULL)
+        return TSR_ERR_INVALID;
+    rc = tsr_auth_login_check(a, username, ulen, ip, now, retry_after);
+    if (rc != TSR_OK)
+        return rc;
+    rc = tsr_auth_password_change(a, current, current_pw, curlen, new_pw, newlen, now, out);
+    if (rc == TSR_OK || rc == TSR_ERR_INVALID_CREDENTIALS)
+        tsr_auth_login_record(a, username, ulen, ip, rc == TSR_OK, now);
+    return rc;
+}

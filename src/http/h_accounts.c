@@ -105,27 +105,21 @@ static void password_work(tsr_http_req *r)
     size_t curlen = 0, nwlen = 0;
     tsr_auth_cred cred;
     tsr_err rc;
-    int64_t now = (int64_t)time(NULL);
-    size_t ulen = strlen(j->user.username);
+    int64_t now = (int64_t)time(NULL), retry = 0;
 
     memset(&cred, 0, sizeof cred);
-    /* Checked again here, on the hashing thread: the request-thread check alone
-     * let a burst of concurrent guesses all through before the first failure was
-     * recorded. */
-    int64_t retry = 0;
-    if (tsr_auth_login_check(r->srv->auth, j->user.username, ulen, r->ip, now, &retry) ==
-        TSR_ERR_RATE_LIMITED) {
-        tsr_http_rate_limited(r, retry);
-        goto out;
-    }
     if (tsr_http_json_str(r, "current_password", 1, &cur, &curlen) != TSR_OK ||
         tsr_http_json_str(r, "new_password", 1, &nw, &nwlen) != TSR_OK)
         goto out;
-    rc = tsr_auth_password_change(r->srv->auth, &j->session, cur, curlen, nw, nwlen, now, &cred);
+    rc = tsr_auth_password_change_limited(r->srv->auth, &j->session, j->user.username, r->ip, cur,
+                                          curlen, nw, nwlen, now, &cred, &retry);
     tsr_http_json_wipe(r, "current_password");
     tsr_http_json_wipe(r, "new_password");
+    if (rc == TSR_ERR_RATE_LIMITED) {
+        tsr_http_rate_limited(r, retry);
+        goto out;
+    }
     if (rc == TSR_ERR_INVALID_CREDENTIALS) {
-        tsr_auth_login_record(r->srv->auth, j->user.username, ulen, r->ip, 0, now);
         (void)tsr_http_problem(r, 401, "invalid_credentials", "the current password is wrong");
         goto out;
     }
@@ -133,7 +127,6 @@ static void password_work(tsr_http_req *r)
         (void)tsr_http_problem_err(r, rc, NULL);
         goto out;
     }
-    tsr_auth_login_record(r->srv->auth, j->user.username, ulen, r->ip, 1, now);
     (void)tsr_http_reply_empty(r, 204);
     tsr_http_no_store(r);
     tsr_http_set_cookie(r, cred.cookie);

@@ -956,6 +956,42 @@ static void audit_logs_hold_no_secrets(void)
     fx_close(&f);
 }
 
+/* Wrong current passwords count as failed logins; once over the limit even the
+ * right one is refused, and the login form is closed for that name too. */
+static void password_change_is_rate_limited_like_login(void)
+{
+    fixture f;
+    tsr_user u, who;
+    tsr_auth_cred cur, fresh;
+    tsr_session s;
+    int64_t retry = 0;
+
+    CHECK(fx_open(&f));
+    CHECK(mkuser(&f, "olivia", &u));
+    CHECK(tsr_auth_session_create(f.auth, &u, "198.51.100.9", "ua", T0, &cur) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(f.auth, cur.cookie, 43, T0 + 1, &s, NULL) == TSR_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK(tsr_auth_password_change_limited(f.auth, &s, "olivia", "198.51.100.9", "wrong one",
+                                               9, "new password 1", 14, T0 + 2, &fresh,
+                                               &retry) == TSR_ERR_INVALID_CREDENTIALS);
+    CHECK(tsr_auth_password_change_limited(f.auth, &s, "olivia", "198.51.100.9", PW, PWLEN,
+                                           "new password 1", 14, T0 + 2, &fresh,
+                                           &retry) == TSR_ERR_RATE_LIMITED);
+    CHECK(retry >= 1);
+    CHECK(fresh.cookie[0] == '\0');
+    /* The password did not change and the limiter is shared with the login form. */
+    CHECK(tsr_auth_login(f.auth, "olivia", 6, PW, PWLEN, "203.0.113.7", T0 + 2, &who, &retry) ==
+          TSR_ERR_RATE_LIMITED);
+    /* Twin: once the window has passed, the right password changes it. */
+    CHECK(tsr_auth_password_change_limited(f.auth, &s, "olivia", "198.51.100.9", PW, PWLEN,
+                                           "new password 1", 14, T0 + 3600, &fresh,
+                                           &retry) == TSR_OK);
+    CHECK(fresh.cookie[0] != '\0');
+    tsr_auth_cred_wipe(&cur);
+    tsr_auth_cred_wipe(&fresh);
+    fx_close(&f);
+}
+
 int main(void)
 {
     if (tsr_crypto_init() != TSR_OK) {
@@ -987,5 +1023,6 @@ int main(void)
     TSR_RUN(rate_limit_per_ip_across_usernames);
     TSR_RUN(success_clears_the_username_bucket_not_the_ips);
     TSR_RUN(audit_logs_hold_no_secrets);
+    TSR_RUN(password_change_is_rate_limited_like_login);
     return tsr_test_summary();
 }
