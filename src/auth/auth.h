@@ -42,6 +42,8 @@
 #define TSR_AUTH_LIST_MAX 1000              /* largest page of users */
 #define TSR_SESSION_TOUCH_INTERVAL 60       /* idle expiry slides at most once a minute */
 #define TSR_RATE_ENTRIES_MAX 100000         /* rate-limiter keys tracked at once */
+#define TSR_ISSUER_MAX 255                  /* tokens.issuer */
+#define TSR_AUDIENCE_MAX 127                /* tokens.audience */
 
 /* Settings taken from the config (see tsr_auth_opts_from_config). */
 typedef struct tsr_auth_opts {
@@ -51,6 +53,17 @@ typedef struct tsr_auth_opts {
     size_t max_per_user;          /* session cap per user; 0: none */
     uint32_t login_max_failures;  /* failures allowed per window, per username and per IP */
     int64_t login_window;         /* seconds, >= 1 */
+    /* Token and hybrid mode (tokens.h). A zero field takes the SPEC default. */
+    tsr_alg alg;                  /* algorithm of new signing keys; ES256 */
+    char issuer[TSR_ISSUER_MAX + 1];     /* "": the public URL (tsr_auth_set_default_issuer) */
+    char audience[TSR_AUDIENCE_MAX + 1]; /* "tessera" */
+    int64_t access_ttl;           /* 900 */
+    int64_t refresh_ttl;          /* 30 days: absolute lifetime of a refresh family */
+    int64_t refresh_idle_ttl;     /* 7 days */
+    int64_t reuse_grace;          /* 10; -1 means none (0 takes the default) */
+    int64_t key_rotation;         /* 0: no automatic rotation */
+    tsr_verify_mode bearer;       /* revocation-list */
+    size_t cache_entries;         /* 65536; SIZE_MAX means off (0 takes the default) */
 } tsr_auth_opts;
 
 typedef struct tsr_auth tsr_auth;

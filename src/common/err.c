@@ -33,6 +33,7 @@ static const struct {
     [TSR_ERR_TOKEN_ISSUER] = {"token issuer not accepted", "invalid_token"},
     [TSR_ERR_TOKEN_AUDIENCE] = {"token audience not accepted", "invalid_token"},
     [TSR_ERR_TOKEN_CLAIMS] = {"token claims invalid", "invalid_token"},
+    [TSR_ERR_TOKEN_REVOKED] = {"token revoked", "invalid_token"},
     [TSR_ERR_WEAK_PASSWORD] = {"password too short or too long", "weak_password"},
     [TSR_ERR_USERNAME_TAKEN] = {"username already taken", "username_taken"},
     [TSR_ERR_INVALID_CREDENTIALS] = {"invalid username or password", "invalid_credentials"},
@@ -41,6 +42,9 @@ static const struct {
     [TSR_ERR_CSRF] = {"CSRF check failed", "csrf"},
     [TSR_ERR_SIGNUP_CLOSED] = {"signup is closed", "signup_closed"},
     [TSR_ERR_FORBIDDEN] = {"forbidden", "forbidden"},
+    [TSR_ERR_INVALID_GRANT] = {"invalid grant", "invalid_grant"},
+    [TSR_ERR_UNSUPPORTED_GRANT] = {"unsupported grant type", "unsupported_grant_type"},
+    [TSR_ERR_CONFLICT] = {"changed concurrently", "conflict"},
 };
 
 const char *tsr_err_text(tsr_err e)
@@ -59,5 +63,5 @@ const char *tsr_err_code(tsr_err e)
 
 int tsr_err_is_token(tsr_err e)
 {
-    return e >= TSR_ERR_TOKEN_MALFORMED && e <= TSR_ERR_TOKEN_CLAIMS;
+    return e >= TSR_ERR_TOKEN_MALFORMED && e <= TSR_ERR_TOKEN_REVOKED;
 }

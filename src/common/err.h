@@ -37,6 +37,7 @@ typedef enum tsr_err {
     TSR_ERR_TOKEN_ISSUER,    /* iss missing or not ours */
     TSR_ERR_TOKEN_AUDIENCE,  /* aud missing or does not contain ours */
     TSR_ERR_TOKEN_CLAIMS,    /* a registered claim has the wrong type or is missing */
+    TSR_ERR_TOKEN_REVOKED,   /* its session (sid) or the token itself (jti) was revoked */
     /* Accounts and sessions (SPEC section 4 codes). */
     TSR_ERR_WEAK_PASSWORD,       /* password outside 8..256 bytes: "weak_password" */
     TSR_ERR_USERNAME_TAKEN,      /* username already registered: "username_taken" */
@@ -46,6 +47,10 @@ typedef enum tsr_err {
     TSR_ERR_CSRF,                /* missing or wrong CSRF token, or a foreign origin */
     TSR_ERR_SIGNUP_CLOSED,       /* signup.open is false */
     TSR_ERR_FORBIDDEN,           /* authenticated but not allowed (missing role) */
+    /* OAuth 2.0 token endpoint (RFC 6749 section 5.2 "error" values). */
+    TSR_ERR_INVALID_GRANT,       /* bad credentials, unknown, spent or reused refresh token */
+    TSR_ERR_UNSUPPORTED_GRANT,   /* grant_type we do not do: "unsupported_grant_type" */
+    TSR_ERR_CONFLICT,            /* a compare-and-swap lost a race: re-read and decide again */
     TSR_ERR__COUNT
 } tsr_err;
 

@@ -24,6 +24,11 @@
 #define TSR_UA_MAX 256
 #define TSR_META_MAX 512
 #define TSR_HASH_BYTES 32
+#define TSR_SCOPE_MAX 255      /* space-separated OAuth scope of a refresh family */
+#define TSR_KID_STORE_MAX 128  /* a signing key's kid */
+#define TSR_ALG_NAME_MAX 15    /* "HS256" ... "EdDSA" */
+#define TSR_KEY_JWK_MAX 16383  /* a private JWK as JSON (RSA 8192 fits) */
+#define TSR_SEALED_MAX 128     /* a sealed refresh successor (nonce + ciphertext + tag) */
 
 typedef struct tsr_user {
     char id[TSR_ID_MAX + 1];
@@ -50,7 +55,57 @@ typedef struct tsr_session {
     int64_t idle_expires_at;               /* slides with use */
     char ip[TSR_IP_MAX + 1];
     char user_agent[TSR_UA_MAX + 1];
+    char scope[TSR_SCOPE_MAX + 1];         /* refresh families: the granted scope; "" */
+    int64_t generation;                    /* refresh families: rotations so far; 0 */
 } tsr_session;
+
+/* What a refresh-token look-up found (tsr_store_refresh_lookup). */
+typedef struct tsr_refresh_match {
+    int spent;                  /* 0: the hash is the family's current token;
+                                   1: a token of this family already rotated away */
+    int64_t spent_generation;   /* spent: the generation the token had (session
+                                   generation - 1 means it is the latest spent one) */
+    int64_t spent_at;           /* spent: when it was rotated away */
+    uint8_t sealed[TSR_SEALED_MAX]; /* the current token sealed under a key derived from
+                                       the latest spent token (for the reuse grace) */
+    size_t sealed_len;          /* 0 before the first rotation */
+} tsr_refresh_match;
+
+/* Signing keys. States are stored as these numbers: never renumber. */
+typedef enum tsr_key_state {
+    TSR_KEY_STATE_INVALID = 0,
+    TSR_KEY_STATE_NEXT = 1,     /* published, not yet signing */
+    TSR_KEY_STATE_ACTIVE = 2,   /* signs new tokens (exactly one) */
+    TSR_KEY_STATE_RETIRED = 3   /* published until publish_until, then deleted */
+} tsr_key_state;
+
+typedef struct tsr_key_record {
+    char kid[TSR_KID_STORE_MAX + 1];
+    char alg[TSR_ALG_NAME_MAX + 1];
+    tsr_key_state state;
+    int64_t created_at;
+    int64_t activated_at;       /* 0 until active */
+    int64_t retired_at;         /* 0 until retired */
+    int64_t publish_until;      /* retired: when the last token it signed has expired */
+    char jwk[TSR_KEY_JWK_MAX + 1]; /* SECRET: the private JWK (JSON); wipe after use */
+} tsr_key_record;
+
+/* Revocations: the durable log that feeds every instance's in-memory revoked set.
+ * Kinds are stored as these numbers: never renumber. */
+typedef enum tsr_revocation_kind {
+    TSR_REVOKE_INVALID = 0,
+    TSR_REVOKE_SID = 1,         /* a session ended: every access token with this sid */
+    TSR_REVOKE_JTI = 2          /* one access token */
+} tsr_revocation_kind;
+
+typedef struct tsr_revocation {
+    int64_t seq;                /* increasing, assigned by the store */
+    tsr_revocation_kind kind;
+    char value[TSR_ID_MAX + 1]; /* the sid or jti */
+    int64_t revoked_at;
+    int64_t expires_at;         /* jti: the token's exp; sid: 0 (the reader adds the
+                                   longest access-token lifetime to revoked_at) */
+} tsr_revocation;
 
 typedef struct tsr_store tsr_store;
 
@@ -90,6 +145,20 @@ typedef struct tsr_store_ops {
     tsr_err (*purge_expired)(tsr_store *s, int64_t now, size_t *purged);
     tsr_err (*meta_get)(tsr_store *s, const char *key, char *out, size_t cap);
     tsr_err (*meta_set)(tsr_store *s, const char *key, const char *value);
+    tsr_err (*refresh_lookup)(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES], tsr_session *ss,
+                              tsr_user *u, tsr_refresh_match *m);
+    tsr_err (*refresh_rotate)(tsr_store *s, const char *session_id, int64_t generation,
+                              const uint8_t new_hash[TSR_HASH_BYTES], const uint8_t *sealed,
+                              size_t sealed_len, int64_t now, int64_t idle_expires_at);
+    tsr_err (*revocation_add)(tsr_store *s, tsr_revocation_kind kind, const char *value,
+                              int64_t revoked_at, int64_t expires_at);
+    tsr_err (*revocation_since)(tsr_store *s, int64_t after_seq, int64_t revoked_since,
+                                tsr_revocation *out, size_t max, size_t *n);
+    tsr_err (*revocation_purge)(tsr_store *s, int64_t revoked_before, size_t *purged);
+    tsr_err (*key_list)(tsr_store *s, tsr_key_record *out, size_t max, size_t *n);
+    tsr_err (*key_rotate)(tsr_store *s, const char *expect_active_kid,
+                          const tsr_key_record *new_active, const tsr_key_record *new_next,
+                          int64_t now, int64_t publish_until);
 } tsr_store_ops;
 
 /* Every backend struct begins with this. */
@@ -191,5 +260,81 @@ TSR_MUST_CHECK tsr_err tsr_store_purge_expired(tsr_store *s, int64_t now, size_t
 TSR_MUST_CHECK tsr_err tsr_store_meta_get(tsr_store *s, const char *key, char *out /* OUT */,
                                           size_t cap);
 TSR_MUST_CHECK tsr_err tsr_store_meta_set(tsr_store *s, const char *key, const char *value);
+
+/* ---- refresh families (sessions of kind TSR_SESSION_REFRESH) ----
+ * A family is a session row whose secret_hash is the SHA-256 of its CURRENT refresh
+ * token and whose generation counts rotations. Every rotated-away token's hash is
+ * kept (with its generation and time) until the family ends, so that presenting
+ * any spent token is recognised: within the grace it gets the successor, after it
+ * the family dies. A family is created with tsr_store_session_create (kind
+ * REFRESH, generation 0, scope set). */
+
+/* Finds the refresh family of a token hash: first as a current token (m->spent 0),
+ * else as a spent one (m->spent 1). The session and its user in one read (pwhash
+ * left empty, as session_resolve). TSR_ERR_NOT_FOUND for an unknown hash, a cookie
+ * session's hash, or a family that has ended. Expiry is the caller's to check. */
+TSR_MUST_CHECK tsr_err tsr_store_refresh_lookup(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                                tsr_session *ss /* OUT */,
+                                                tsr_user *u /* OUT */,
+                                                tsr_refresh_match *m /* OUT */);
+
+/* Rotation, linearizable per family, in ONE transaction: only while the family
+ * session_id still has this generation (compare-and-swap) and its user is enabled,
+ * record the current hash as spent (with that generation and now), set
+ * secret_hash = new_hash, generation + 1, the sealed successor, last_seen_at = now
+ * and idle_expires_at. TSR_ERR_CONFLICT, with nothing changed, when the
+ * generation moved on (another rotation won: look the token up again);
+ * TSR_ERR_NOT_FOUND when the family is gone or its user disabled or deleted;
+ * TSR_ERR_INVALID for sealed_len over TSR_SEALED_MAX. */
+TSR_MUST_CHECK tsr_err tsr_store_refresh_rotate(tsr_store *s, const char *session_id,
+                                                int64_t generation,
+                                                const uint8_t new_hash[TSR_HASH_BYTES],
+                                                const uint8_t *sealed, size_t sealed_len,
+                                                int64_t now, int64_t idle_expires_at);
+
+/* ---- revocations ----
+ * Every statement that ends a session before its expiry (any delete of a session
+ * whose expires_at and idle_expires_at are still in the future by the store's
+ * clock: logout, revoke, rotation, eviction by the cap, password change, disable,
+ * user delete) appends a TSR_REVOKE_SID row in the same transaction (the backend
+ * does it itself, e.g. with a trigger, so no path can forget it). Purging expired
+ * sessions appends nothing. */
+
+/* Appends one revocation (an access token's jti, from RFC 7009 revoke).
+ * TSR_ERR_INVALID for an empty or over-long value or an unknown kind. */
+TSR_MUST_CHECK tsr_err tsr_store_revocation_add(tsr_store *s, tsr_revocation_kind kind,
+                                                const char *value, int64_t revoked_at,
+                                                int64_t expires_at);
+/* Revocations with seq > after_seq and revoked_at >= revoked_since, by seq, at
+ * most max. Callers page with the last seq seen. */
+TSR_MUST_CHECK tsr_err tsr_store_revocation_since(tsr_store *s, int64_t after_seq,
+                                                  int64_t revoked_since,
+                                                  tsr_revocation *out /* OUT */, size_t max,
+                                                  size_t *n /* OUT */);
+/* Deletes revocations with revoked_at < revoked_before and, for jti rows,
+ * expires_at < revoked_before too. */
+TSR_MUST_CHECK tsr_err tsr_store_revocation_purge(tsr_store *s, int64_t revoked_before,
+                                                  size_t *purged /* OUT */);
+
+/* ---- signing keys ---- */
+
+/* Every stored key (next, active and retired), oldest first, at most max. */
+TSR_MUST_CHECK tsr_err tsr_store_key_list(tsr_store *s, tsr_key_record *out /* OUT */,
+                                          size_t max, size_t *n /* OUT */);
+/* Key rotation in ONE transaction, compare-and-swap on the active key:
+ * 1. the active key's kid must equal expect_active_kid ("" : there is no active
+ *    key), else TSR_ERR_CONFLICT with nothing changed;
+ * 2. the active key (if any) becomes retired (retired_at = now, publish_until);
+ * 3. new_active NULL: the NEXT key becomes active (activated_at = now;
+ *    TSR_ERR_NOT_FOUND, nothing changed, when there is none); new_active set: it is
+ *    inserted as active and any NEXT key is retired with publish_until = now;
+ * 4. new_next (may be NULL) is inserted as NEXT;
+ * 5. retired keys with publish_until < now are deleted.
+ * The records' state fields are ignored (the step sets them). TSR_ERR_EXISTS for
+ * a duplicate kid. */
+TSR_MUST_CHECK tsr_err tsr_store_key_rotate(tsr_store *s, const char *expect_active_kid,
+                                            const tsr_key_record *new_active,
+                                            const tsr_key_record *new_next, int64_t now,
+                                            int64_t publish_until);
 
 #endif
