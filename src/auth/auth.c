@@ -1,6 +1,8 @@
 /* auth.c: the auth context (settings, store, rate limiter), input validation
  * (usernames, roles), random ids, and the admin API key: generated once, shown
  * once, stored and compared only as SHA-256. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,21 @@ tsr_err tsr_auth_opts_from_config(const tsr_config *c, tsr_auth_opts *out)
     out->max_per_user = c->session.max_per_user;
     out->login_max_failures = c->security.login_max_failures;
     out->login_window = c->security.login_window;
+    out->alg = tsr_alg_from_name(c->tokens.alg, strlen(c->tokens.alg));
+    if (out->alg == TSR_ALG_INVALID)
+        goto out;
+    if (snprintf(out->issuer, sizeof out->issuer, "%s", c->tokens.issuer) >=
+            (int)sizeof out->issuer ||
+        snprintf(out->audience, sizeof out->audience, "%s", c->tokens.audience) >=
+            (int)sizeof out->audience)
+        goto out;
+    out->access_ttl = c->tokens.access_ttl;
+    out->refresh_ttl = c->tokens.refresh_ttl;
+    out->refresh_idle_ttl = c->tokens.refresh_idle_ttl;
+    out->reuse_grace = c->tokens.reuse_grace > 0 ? c->tokens.reuse_grace : -1;
+    out->key_rotation = c->tokens.key_rotation;
+    out->bearer = c->verify.bearer;
+    out->cache_entries = c->verify.cache_entries > 0 ? c->verify.cache_entries : SIZE_MAX;
     rc = tsr_password_params_check(&out->pw);
     if (rc != TSR_OK)
         goto out;
@@ -33,6 +50,28 @@ out:
     if (rc != TSR_OK)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+/* Zero token fields take the SPEC defaults (so callers that predate token mode,
+ * and tests, need not fill them). */
+static void opts_defaults(tsr_auth_opts *o)
+{
+    if (o->alg == TSR_ALG_INVALID)
+        o->alg = TSR_ALG_ES256;
+    if (o->audience[0] == '\0')
+        memcpy(o->audience, "tessera", sizeof "tessera");
+    if (o->access_ttl == 0)
+        o->access_ttl = 900;
+    if (o->refresh_ttl == 0)
+        o->refresh_ttl = 30 * 86400;
+    if (o->refresh_idle_ttl == 0)
+        o->refresh_idle_ttl = 7 * 86400;
+    if (o->reuse_grace == 0)
+        o->reuse_grace = 10;
+    if (o->bearer == TSR_VERIFY_INVALID)
+        o->bearer = TSR_VERIFY_REVOCATION_LIST;
+    if (o->cache_entries == 0)
+        o->cache_entries = 65536;
 }
 
 static tsr_err opts_check(const tsr_auth_opts *o)
@@ -44,6 +83,13 @@ static tsr_err opts_check(const tsr_auth_opts *o)
         o->absolute_ttl > TSR_DURATION_MAX || o->login_max_failures < 1 ||
         o->login_window < 1 || o->login_window > TSR_DURATION_MAX)
         return TSR_ERR_INVALID;
+    if (tsr_alg_name(o->alg) == NULL || o->access_ttl < 1 || o->access_ttl > TSR_DURATION_MAX ||
+        o->refresh_ttl < 1 || o->refresh_ttl > TSR_DURATION_MAX || o->refresh_idle_ttl < 1 ||
+        o->refresh_idle_ttl > TSR_DURATION_MAX || o->reuse_grace < -1 ||
+        o->reuse_grace > TSR_DURATION_MAX || o->key_rotation < 0 ||
+        o->key_rotation > TSR_DURATION_MAX || memchr(o->issuer, '\0', sizeof o->issuer) == NULL ||
+        memchr(o->audience, '\0', sizeof o->audience) == NULL)
+        return TSR_ERR_INVALID;
     return TSR_OK;
 }
 
@@ -51,7 +97,8 @@ tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts, tsr_auth **out
 {
     tsr_err rc = TSR_ERR_INTERNAL;
     tsr_auth *a = NULL;
-    int mu_ok = 0;
+    tsr_auth_opts o;
+    int mu_ok = 0, tokens_ok = 0;
 
     if (out == NULL)
         return TSR_ERR_INVALID;
@@ -60,7 +107,9 @@ tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts, tsr_auth **out
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    rc = opts_check(opts);
+    o = *opts;
+    opts_defaults(&o);
+    rc = opts_check(&o);
     if (rc != TSR_OK)
         goto out;
     a = calloc(1, sizeof *a);
@@ -69,7 +118,7 @@ tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts, tsr_auth **out
         goto out;
     }
     a->store = store;
-    a->opts = *opts;
+    a->opts = o;
     rc = tsr_rand(a->salt, sizeof a->salt);
     if (rc != TSR_OK)
         goto out;
@@ -81,6 +130,10 @@ tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts, tsr_auth **out
         goto out;
     }
     mu_ok = 1;
+    rc = tsr_auth_tokens_init(a);
+    if (rc != TSR_OK)
+        goto out;
+    tokens_ok = 1;
     /* Hash the dummy password now, so the first unknown-user login costs what
      * any other does. */
     tsr_password_dummy_verify(&a->opts.pw, "", 0);
@@ -89,6 +142,8 @@ tsr_err tsr_auth_new(tsr_store *store, const tsr_auth_opts *opts, tsr_auth **out
     rc = TSR_OK;
 out:
     if (a != NULL) {
+        if (tokens_ok)
+            tsr_auth_tokens_fini(a);
         if (mu_ok)
             pthread_mutex_destroy(&a->admin_mu);
         tsr_rate_free(a->rate);
@@ -102,6 +157,7 @@ void tsr_auth_free(tsr_auth *a)
 {
     if (a == NULL)
         return;
+    tsr_auth_tokens_fini(a);
     tsr_rate_free(a->rate);
     pthread_mutex_destroy(&a->admin_mu);
     tsr_wipe(a, sizeof *a);

@@ -4,12 +4,31 @@
 #define TSR_AUTH_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "auth/auth.h"
+#include "auth/tokens.h"
 
 #define TSR_RATE_KEY_BYTES 32
 
 typedef struct tsr_rate tsr_rate;
+typedef struct tsr_revset tsr_revset;
+typedef struct tsr_vcache tsr_vcache;
+
+/* One immutable snapshot of the signing keys (keys.c). Replaced whole, under
+ * keys_rw, when the stored keys change; readers hold keys_rw for reading while
+ * they use it. */
+typedef struct tsr_keyring {
+    tsr_jwks *verify;           /* next, active and live retired keys */
+    tsr_jwk *active;            /* signs new tokens; NULL before keys_init */
+    char *jwks_json;            /* the published set (public keys only) */
+    size_t jwks_len;
+    const char *algs[TSR_KEYS_MAX]; /* distinct algs of published keys (static names) */
+    size_t nalgs;
+    int64_t activated_at;       /* of the active key */
+    int64_t next_expiry;        /* earliest publish_until of a live retired key, or 0 */
+    uint8_t fingerprint[TSR_SHA256_BYTES]; /* of the effective key list */
+} tsr_keyring;
 
 struct tsr_auth {
     tsr_store *store;                 /* borrowed */
@@ -18,7 +37,37 @@ struct tsr_auth {
     uint8_t salt[16];                 /* per process: rate-limiter keys are unpredictable */
     pthread_mutex_t admin_mu;
     char admin_hash[TSR_SHA256_HEX_CHARS + 1]; /* "" until admin_key_init */
+    /* Token mode (tokens.h). */
+    pthread_rwlock_t keys_rw;
+    tsr_keyring *keys;                /* NULL until keys_init */
+    tsr_revset *revset;
+    tsr_vcache *vcache;               /* NULL: cache off */
+    pthread_mutex_t sync_mu;          /* one sync at a time; guards the fields below */
+    int64_t revoked_seq;              /* last revocation row read */
+    int64_t keys_checked_at, purged_at, revset_purged_at;
+    pthread_t sync_thread;
+    int sync_running;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    int stop;
 };
+
+/* Token-mode setup and teardown inside tsr_auth_new / tsr_auth_free (tokens.c). */
+TSR_MUST_CHECK tsr_err tsr_auth_tokens_init(tsr_auth *a);
+void tsr_auth_tokens_fini(tsr_auth *a);
+
+/* Re-reads the stored keys and swaps the keyring when they changed (keys.c).
+ * force: rebuild even when the fingerprint is unchanged. */
+TSR_MUST_CHECK tsr_err tsr_auth_keys_reload(tsr_auth *a, int64_t now, int force);
+void tsr_keyring_free(tsr_keyring *k);
+
+/* Reads new revocation rows into the set (sync.c). Call with sync_mu NOT held. */
+TSR_MUST_CHECK tsr_err tsr_auth_sync_revocations(tsr_auth *a, int64_t now);
+
+/* After a store call that may have ended sessions: pulls the new revocation rows
+ * at once, so this process refuses their tokens before the caller answers. A
+ * failure is logged (the background sync retries). */
+void tsr_auth_revocations_changed(tsr_auth *a);
 
 /* "usr_"/"ses_" + 22 base64url chars of 16 random bytes. */
 TSR_MUST_CHECK tsr_err tsr_auth_rand_id(const char *prefix, char out[TSR_ID_MAX + 1] /* OUT */);

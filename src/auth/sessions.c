@@ -164,6 +164,7 @@ tsr_err tsr_auth_session_create(tsr_auth *a, const tsr_user *u, const char *ip,
         rc = TSR_ERR_INVALID_CREDENTIALS;
     if (rc != TSR_OK)
         goto out;
+    tsr_auth_revocations_changed(a); /* the cap may have evicted older sessions */
     tsr_log_event(TSR_EV_SESSION_CREATED, TSR_F_STR("user_id", s->user_id),
                   TSR_F_STR("session_id", s->id), TSR_F_STR("ip", s->ip));
     rc = TSR_OK;
@@ -291,6 +292,7 @@ tsr_err tsr_auth_session_revoke(tsr_auth *a, const char *user_id, const char *se
     rc = tsr_store_session_delete(a->store, ss.id);
     if (rc != TSR_OK)
         goto out;
+    tsr_auth_revocations_changed(a);
     tsr_log_event(TSR_EV_SESSION_REVOKED, TSR_F_STR("user_id", user_id),
                   TSR_F_STR("session_id", ss.id));
     rc = TSR_OK;
@@ -312,6 +314,7 @@ tsr_err tsr_auth_session_revoke_others(tsr_auth *a, const char *user_id, const c
     rc = tsr_store_session_delete_user(a->store, user_id, except_id, &n);
     if (rc != TSR_OK)
         return rc;
+    tsr_auth_revocations_changed(a);
     tsr_log_event(TSR_EV_SESSIONS_REVOKED, TSR_F_STR("user_id", user_id),
                   TSR_F_INT("count", n), TSR_F_STR("kept", except_id));
     if (revoked != NULL)
@@ -407,6 +410,8 @@ tsr_err tsr_auth_password_change_commit(tsr_auth *a, const tsr_session *current,
      * no longer authenticated, and no session is created for it. */
     rc = tsr_store_password_change(a->store, seen->id, seen->pwhash, new_pwhash, current->id, s,
                                    now, &nrev);
+    if (rc == TSR_OK)
+        tsr_auth_revocations_changed(a);
     if (rc == TSR_ERR_NOT_FOUND)
         rc = TSR_ERR_UNAUTHENTICATED;
     if (rc != TSR_OK)

@@ -387,6 +387,7 @@ tsr_err tsr_auth_user_patch(tsr_auth *a, const char *id, const char *roles, int 
         rc = tsr_store_session_delete_user(a->store, u.id, NULL, &nrev);
         if (rc != TSR_OK)
             goto out;
+        tsr_auth_revocations_changed(a);
     }
     if (disabled == 1 && !was_disabled)
         tsr_log_event(TSR_EV_USER_DISABLED, TSR_F_STR("user_id", u.id),
@@ -424,6 +425,7 @@ tsr_err tsr_auth_user_revoke_all(tsr_auth *a, const char *id, size_t *revoked)
     rc = tsr_store_session_delete_user(a->store, u.id, NULL, &nrev);
     if (rc != TSR_OK)
         goto out;
+    tsr_auth_revocations_changed(a);
     tsr_log_event(TSR_EV_SESSIONS_REVOKED, TSR_F_STR("user_id", u.id),
                   TSR_F_INT("count", nrev), TSR_F_STR("by", "admin"));
     if (revoked != NULL)
@@ -450,6 +452,7 @@ tsr_err tsr_auth_user_delete(tsr_auth *a, const char *id)
     rc = tsr_store_user_delete(a->store, u.id);
     if (rc != TSR_OK)
         goto out;
+    tsr_auth_revocations_changed(a);
     tsr_log_event(TSR_EV_USER_DELETED, TSR_F_STR("user_id", u.id));
     rc = TSR_OK;
 out:
@@ -500,6 +503,7 @@ tsr_err tsr_auth_user_set_password(tsr_auth *a, const char *id, const char *pw, 
     rc = tsr_store_session_delete_user(a->store, u.id, NULL, &nrev);
     if (rc != TSR_OK)
         goto out;
+    tsr_auth_revocations_changed(a);
     tsr_log_event(TSR_EV_PASSWORD_CHANGED, TSR_F_STR("user_id", u.id), TSR_F_STR("by", "admin"),
                   TSR_F_INT("sessions_revoked", nrev));
     rc = TSR_OK;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include "auth/auth.h"
+#include "auth/tokens.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -162,6 +163,18 @@ int tsr_cli_serve(int argc, char **argv)
         }
     }
     tsr_wipe(generated, sizeof generated);
+    rc = tsr_auth_keys_init(auth, (int64_t)time(NULL));
+    if (rc != TSR_OK) {
+        tsr_cli_error("cannot load or create the signing keys: %s", tsr_err_text(rc));
+        goto out;
+    }
+    /* The revoked set is complete before the first request is answered. */
+    rc = tsr_auth_sync(auth, (int64_t)time(NULL));
+    if (rc != TSR_OK)
+        goto fail_rc;
+    rc = tsr_auth_sync_start(auth);
+    if (rc != TSR_OK)
+        goto fail_rc;
     /* Only the hash is needed from here on: drop the plaintext from the config and
      * from the environment, where a later crash dump or child could see it. */
     if (cfg.admin.key != NULL)

@@ -36,6 +36,21 @@ TSR_MUST_CHECK tsr_err tsr_sha256(const void *data, size_t n,
 
 /* Guarded, locked memory for long-lived secrets (sodium_malloc). NULL on failure.
  * tsr_secure_free wipes; NULL is a no-op. */
+/* Authenticated encryption of a small secret (XChaCha20-Poly1305, random nonce):
+ * out = nonce || ciphertext || tag, TSR_SEAL_OVERHEAD bytes longer than in. ad
+ * (may be NULL with adlen 0) is bound but not encrypted. TSR_ERR_BUFFER when cap
+ * is short. */
+#define TSR_SEAL_KEY_BYTES 32
+#define TSR_SEAL_OVERHEAD (24 + 16)
+TSR_MUST_CHECK tsr_err tsr_seal(const uint8_t key[TSR_SEAL_KEY_BYTES], const uint8_t *ad,
+                                size_t adlen, const uint8_t *in, size_t n, uint8_t *out /* OUT */,
+                                size_t cap, size_t *outlen /* OUT */);
+/* The inverse: TSR_ERR_INVALID when the key, ad or data do not match (nothing
+ * written then). */
+TSR_MUST_CHECK tsr_err tsr_unseal(const uint8_t key[TSR_SEAL_KEY_BYTES], const uint8_t *ad,
+                                  size_t adlen, const uint8_t *in, size_t n,
+                                  uint8_t *out /* OUT */, size_t cap, size_t *outlen /* OUT */);
+
 void *tsr_secure_alloc(size_t n);
 void tsr_secure_free(void *p);
 

@@ -152,6 +152,7 @@ tsr_jwt_policy tsr_jwt_policy_access(const char *iss, const char *aud);
  * struct owns nothing on the heap, so it can live on the stack of a request. */
 typedef struct tsr_jwt {
     const char *iss, *sub, *sid, *jti, *scope; /* NULL if absent */
+    const char *username;                      /* tessera's "username" claim; NULL if absent */
     const char *roles[TSR_JWT_ROLES_MAX];
     size_t nroles;
     int64_t exp, nbf, iat;                     /* 0 when absent */

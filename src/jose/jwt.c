@@ -155,6 +155,7 @@ tsr_err tsr_jwt_verify(const tsr_jwks *set, const tsr_jwt_policy *pol, int64_t n
         !string_claim(out, &used, m, nm, "sid", &out->sid) ||
         !string_claim(out, &used, m, nm, "jti", &out->jti) ||
         !string_claim(out, &used, m, nm, "scope", &out->scope) ||
+        !string_claim(out, &used, m, nm, "username", &out->username) ||
         !roles_claim(out, &used, tsr_json_find(m, nm, "roles")))
         goto out;
     /* aud's scratch: the rest of strbuf, enough for any one string of the payload. */
