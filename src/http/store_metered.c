@@ -149,6 +149,56 @@ static tsr_err m_meta_set(tsr_store *s, const char *key, const char *value)
     TIMED(TSR_MS_META, tsr_store_meta_set(IN(s), key, value));
 }
 
+/* Token-mode ops, under the existing labels until /metrics grows its own: family
+ * reads and the revocation feed are session reads, rotations and revocations session
+ * writes, the revocation purge a purge, keys (rare) meta. */
+static tsr_err m_refresh_lookup(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                tsr_session *ss, tsr_user *u, tsr_refresh_match *m)
+{
+    TIMED(TSR_MS_SESSION_READ, tsr_store_refresh_lookup(IN(s), hash, ss, u, m));
+}
+
+static tsr_err m_refresh_rotate(tsr_store *s, const char *session_id, int64_t generation,
+                                const uint8_t new_hash[TSR_HASH_BYTES], const uint8_t *sealed,
+                                size_t sealed_len, int64_t now, int64_t idle_expires_at)
+{
+    TIMED(TSR_MS_SESSION_WRITE, tsr_store_refresh_rotate(IN(s), session_id, generation, new_hash,
+                                                         sealed, sealed_len, now,
+                                                         idle_expires_at));
+}
+
+static tsr_err m_revocation_add(tsr_store *s, tsr_revocation_kind kind, const char *value,
+                                int64_t revoked_at, int64_t expires_at)
+{
+    TIMED(TSR_MS_SESSION_WRITE,
+          tsr_store_revocation_add(IN(s), kind, value, revoked_at, expires_at));
+}
+
+static tsr_err m_revocation_since(tsr_store *s, int64_t after_seq, int64_t revoked_since,
+                                  tsr_revocation *out, size_t max, size_t *n)
+{
+    TIMED(TSR_MS_SESSION_READ,
+          tsr_store_revocation_since(IN(s), after_seq, revoked_since, out, max, n));
+}
+
+static tsr_err m_revocation_purge(tsr_store *s, int64_t revoked_before, size_t *purged)
+{
+    TIMED(TSR_MS_PURGE, tsr_store_revocation_purge(IN(s), revoked_before, purged));
+}
+
+static tsr_err m_key_list(tsr_store *s, tsr_key_record *out, size_t max, size_t *n)
+{
+    TIMED(TSR_MS_META, tsr_store_key_list(IN(s), out, max, n));
+}
+
+static tsr_err m_key_rotate(tsr_store *s, const char *expect_active_kid,
+                            const tsr_key_record *new_active, const tsr_key_record *new_next,
+                            int64_t now, int64_t publish_until)
+{
+    TIMED(TSR_MS_META, tsr_store_key_rotate(IN(s), expect_active_kid, new_active, new_next, now,
+                                            publish_until));
+}
+
 static const tsr_store_ops metered_ops = {
     .name = "metered",
     .close = m_close,
@@ -174,6 +224,13 @@ static const tsr_store_ops metered_ops = {
     .purge_expired = m_purge_expired,
     .meta_get = m_meta_get,
     .meta_set = m_meta_set,
+    .refresh_lookup = m_refresh_lookup,
+    .refresh_rotate = m_refresh_rotate,
+    .revocation_add = m_revocation_add,
+    .revocation_since = m_revocation_since,
+    .revocation_purge = m_revocation_purge,
+    .key_list = m_key_list,
+    .key_rotate = m_key_rotate,
 };
 
 tsr_err tsr_http_store_metered_new(tsr_store *inner, tsr_store **out)

@@ -290,3 +290,100 @@ tsr_err tsr_store_meta_set(tsr_store *s, const char *key, const char *value)
         return TSR_ERR_UNSUPPORTED;
     return s->ops->meta_set(s, key, value);
 }
+
+tsr_err tsr_store_refresh_lookup(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],
+                                 tsr_session *ss, tsr_user *u, tsr_refresh_match *m)
+{
+    if (ss == NULL || u == NULL || m == NULL)
+        return TSR_ERR_INVALID;
+    memset(ss, 0, sizeof *ss);
+    memset(u, 0, sizeof *u);
+    memset(m, 0, sizeof *m);
+    if (s == NULL || s->ops == NULL || hash == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->refresh_lookup == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->refresh_lookup(s, hash, ss, u, m);
+}
+
+tsr_err tsr_store_refresh_rotate(tsr_store *s, const char *session_id, int64_t generation,
+                                 const uint8_t new_hash[TSR_HASH_BYTES], const uint8_t *sealed,
+                                 size_t sealed_len, int64_t now, int64_t idle_expires_at)
+{
+    if (s == NULL || s->ops == NULL || session_id == NULL || new_hash == NULL)
+        return TSR_ERR_INVALID;
+    if ((sealed == NULL && sealed_len > 0) || sealed_len > TSR_SEALED_MAX)
+        return TSR_ERR_INVALID;
+    if (s->ops->refresh_rotate == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->refresh_rotate(s, session_id, generation, new_hash, sealed, sealed_len, now,
+                                  idle_expires_at);
+}
+
+tsr_err tsr_store_revocation_add(tsr_store *s, tsr_revocation_kind kind, const char *value,
+                                 int64_t revoked_at, int64_t expires_at)
+{
+    if (s == NULL || s->ops == NULL || value == NULL)
+        return TSR_ERR_INVALID;
+    if (kind != TSR_REVOKE_SID && kind != TSR_REVOKE_JTI)
+        return TSR_ERR_INVALID;
+    if (s->ops->revocation_add == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->revocation_add(s, kind, value, revoked_at, expires_at);
+}
+
+tsr_err tsr_store_revocation_since(tsr_store *s, int64_t after_seq, int64_t revoked_since,
+                                   tsr_revocation *out, size_t max, size_t *n)
+{
+    if (n == NULL)
+        return TSR_ERR_INVALID;
+    *n = 0;
+    if (out == NULL && max > 0)
+        return TSR_ERR_INVALID;
+    if (out != NULL && max > 0)
+        memset(out, 0, max * sizeof *out);
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->revocation_since == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->revocation_since(s, after_seq, revoked_since, out, max, n);
+}
+
+tsr_err tsr_store_revocation_purge(tsr_store *s, int64_t revoked_before, size_t *purged)
+{
+    if (purged == NULL)
+        return TSR_ERR_INVALID;
+    *purged = 0;
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->revocation_purge == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->revocation_purge(s, revoked_before, purged);
+}
+
+tsr_err tsr_store_key_list(tsr_store *s, tsr_key_record *out, size_t max, size_t *n)
+{
+    if (n == NULL)
+        return TSR_ERR_INVALID;
+    *n = 0;
+    if (out == NULL && max > 0)
+        return TSR_ERR_INVALID;
+    if (out != NULL && max > 0)
+        memset(out, 0, max * sizeof *out);
+    if (s == NULL || s->ops == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->key_list == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->key_list(s, out, max, n);
+}
+
+tsr_err tsr_store_key_rotate(tsr_store *s, const char *expect_active_kid,
+                             const tsr_key_record *new_active, const tsr_key_record *new_next,
+                             int64_t now, int64_t publish_until)
+{
+    if (s == NULL || s->ops == NULL || expect_active_kid == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->key_rotate == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->key_rotate(s, expect_active_kid, new_active, new_next, now, publish_until);
+}

@@ -67,8 +67,10 @@ typedef struct tsr_refresh_match {
                                    generation - 1 means it is the latest spent one) */
     int64_t spent_at;           /* spent: when it was rotated away */
     uint8_t sealed[TSR_SEALED_MAX]; /* the current token sealed under a key derived from
-                                       the latest spent token (for the reuse grace) */
-    size_t sealed_len;          /* 0 before the first rotation */
+                                       the latest spent token (for the reuse grace);
+                                       filled whether the match is current or spent */
+    size_t sealed_len;          /* 0 before the first rotation (or after a rotation
+                                   that stored none) */
 } tsr_refresh_match;
 
 /* Signing keys. States are stored as these numbers: never renumber. */
@@ -205,7 +207,8 @@ TSR_MUST_CHECK tsr_err tsr_store_user_delete(tsr_store *s, const char *id);
  * oldest sessions beyond max_per_user (0: no cap) and their expired ones. The
  * insert checks in the same statement that the user exists and is not disabled:
  * TSR_ERR_NOT_FOUND otherwise, so a login racing an admin disable cannot leave a
- * session behind that would come back alive on enable. */
+ * session behind that would come back alive on enable. kind, scope and generation
+ * are stored as given (TSR_ERR_INVALID for a negative generation). */
 TSR_MUST_CHECK tsr_err tsr_store_session_create(tsr_store *s, const tsr_session *ss,
                                                 size_t max_per_user, int64_t now);
 TSR_MUST_CHECK tsr_err tsr_store_session_get(tsr_store *s, const char *id,
@@ -284,8 +287,11 @@ TSR_MUST_CHECK tsr_err tsr_store_refresh_lookup(tsr_store *s, const uint8_t hash
  * secret_hash = new_hash, generation + 1, the sealed successor, last_seen_at = now
  * and idle_expires_at. TSR_ERR_CONFLICT, with nothing changed, when the
  * generation moved on (another rotation won: look the token up again);
- * TSR_ERR_NOT_FOUND when the family is gone or its user disabled or deleted;
- * TSR_ERR_INVALID for sealed_len over TSR_SEALED_MAX. */
+ * TSR_ERR_NOT_FOUND when the family is gone (or session_id is not a refresh
+ * family) or its user disabled or deleted, whatever the generation: NOT_FOUND wins
+ * over CONFLICT; TSR_ERR_INVALID for sealed_len over TSR_SEALED_MAX or sealed NULL
+ * with sealed_len > 0; sealed_len 0 stores no successor. TSR_ERR_EXISTS, nothing
+ * changed, when new_hash is already another session's. */
 TSR_MUST_CHECK tsr_err tsr_store_refresh_rotate(tsr_store *s, const char *session_id,
                                                 int64_t generation,
                                                 const uint8_t new_hash[TSR_HASH_BYTES],
@@ -298,15 +304,19 @@ TSR_MUST_CHECK tsr_err tsr_store_refresh_rotate(tsr_store *s, const char *sessio
  * clock: logout, revoke, rotation, eviction by the cap, password change, disable,
  * user delete) appends a TSR_REVOKE_SID row in the same transaction (the backend
  * does it itself, e.g. with a trigger, so no path can forget it). Purging expired
- * sessions appends nothing. */
+ * sessions appends nothing. Such rows carry revoked_at from the store's clock, not
+ * from any caller's now. Deleting a session that does not exist appends nothing;
+ * a transaction rolled back takes its rows with it. */
 
-/* Appends one revocation (an access token's jti, from RFC 7009 revoke).
- * TSR_ERR_INVALID for an empty or over-long value or an unknown kind. */
+/* Appends one revocation (an access token's jti, from RFC 7009 revoke; a sid is
+ * accepted too). TSR_ERR_INVALID for an empty or over-long value or an unknown
+ * kind. */
 TSR_MUST_CHECK tsr_err tsr_store_revocation_add(tsr_store *s, tsr_revocation_kind kind,
                                                 const char *value, int64_t revoked_at,
                                                 int64_t expires_at);
 /* Revocations with seq > after_seq and revoked_at >= revoked_since, by seq, at
- * most max. Callers page with the last seq seen. */
+ * most max. Callers page with the last seq seen: a seq is never reused (not even
+ * after a purge emptied the log), and rows become visible in seq order. */
 TSR_MUST_CHECK tsr_err tsr_store_revocation_since(tsr_store *s, int64_t after_seq,
                                                   int64_t revoked_since,
                                                   tsr_revocation *out /* OUT */, size_t max,
@@ -318,20 +328,27 @@ TSR_MUST_CHECK tsr_err tsr_store_revocation_purge(tsr_store *s, int64_t revoked_
 
 /* ---- signing keys ---- */
 
-/* Every stored key (next, active and retired), oldest first, at most max. */
+/* Every stored key (next, active and retired), oldest first (created_at, then
+ * insertion order), at most max. Each out[i].jwk is SECRET: wipe the array after
+ * use; on failure the store has wiped it. */
 TSR_MUST_CHECK tsr_err tsr_store_key_list(tsr_store *s, tsr_key_record *out /* OUT */,
                                           size_t max, size_t *n /* OUT */);
 /* Key rotation in ONE transaction, compare-and-swap on the active key:
  * 1. the active key's kid must equal expect_active_kid ("" : there is no active
  *    key), else TSR_ERR_CONFLICT with nothing changed;
  * 2. the active key (if any) becomes retired (retired_at = now, publish_until);
- * 3. new_active NULL: the NEXT key becomes active (activated_at = now;
- *    TSR_ERR_NOT_FOUND, nothing changed, when there is none); new_active set: it is
- *    inserted as active and any NEXT key is retired with publish_until = now;
+ * 3. new_active NULL: the NEXT key (the oldest, should there be several) becomes
+ *    active (activated_at = now; TSR_ERR_NOT_FOUND, nothing changed, when there is
+ *    none); new_active set: it is inserted as active and any NEXT key is retired
+ *    with retired_at = publish_until = now;
  * 4. new_next (may be NULL) is inserted as NEXT;
- * 5. retired keys with publish_until < now are deleted.
- * The records' state fields are ignored (the step sets them). TSR_ERR_EXISTS for
- * a duplicate kid. */
+ * 5. retired keys with publish_until < now are deleted (a key retired in step 3
+ *    with publish_until = now thus stays listed until a later rotation; readers
+ *    should publish a retired key only while publish_until >= their now).
+ * From the records only kid, alg, jwk and created_at are used (created_at 0: now);
+ * state, activated_at, retired_at and publish_until are set by the steps.
+ * TSR_ERR_INVALID for an empty or unterminated kid, alg or jwk; TSR_ERR_EXISTS,
+ * nothing changed, for a duplicate kid. The jwk is bound, never copied. */
 TSR_MUST_CHECK tsr_err tsr_store_key_rotate(tsr_store *s, const char *expect_active_kid,
                                             const tsr_key_record *new_active,
                                             const tsr_key_record *new_next, int64_t now,

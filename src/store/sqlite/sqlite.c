@@ -58,6 +58,57 @@ static const char *const migrations[] = {
     "CREATE INDEX sessions_expires ON sessions (expires_at);"
     "CREATE INDEX sessions_idle_expires ON sessions (idle_expires_at);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+
+    /* 2: token and hybrid mode. Refresh families are sessions of kind 2 that gain a
+     * scope, a generation (rotations so far) and the sealed successor; the hashes of
+     * their spent tokens live in refresh_spent until the family ends. revocations is
+     * the durable log behind every instance's revoked set, fed by the trigger below
+     * for every session ended early; keys holds the signing keys. */
+    "ALTER TABLE sessions ADD COLUMN scope TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sessions ADD COLUMN sealed BLOB"
+    " CHECK (sealed IS NULL OR length(sealed) <= 128);"
+    /* WITHOUT ROWID: the 32-byte hash is the key; no second B-tree for it. */
+    "CREATE TABLE refresh_spent ("
+    " hash BLOB PRIMARY KEY CHECK (length(hash) = 32),"
+    " session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+    " generation INTEGER NOT NULL,"
+    " spent_at INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    /* The ON DELETE CASCADE look-up of every session delete. */
+    "CREATE INDEX refresh_spent_session ON refresh_spent (session_id);"
+    /* AUTOINCREMENT: a seq is never reused, even after a purge emptied the table, so
+     * a reader paging by the last seq it saw can never skip a new row. */
+    "CREATE TABLE revocations ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    " value TEXT NOT NULL,"
+    " revoked_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;"
+    "CREATE INDEX revocations_revoked_at ON revocations (revoked_at);"
+    "CREATE TABLE keys ("
+    " kid TEXT PRIMARY KEY,"
+    " alg TEXT NOT NULL,"
+    " state INTEGER NOT NULL CHECK (state IN (1, 2, 3)),"
+    " created_at INTEGER NOT NULL DEFAULT 0,"
+    " activated_at INTEGER NOT NULL DEFAULT 0,"
+    " retired_at INTEGER NOT NULL DEFAULT 0,"
+    " publish_until INTEGER NOT NULL DEFAULT 0,"
+    " jwk TEXT NOT NULL"
+    ") STRICT;"
+    /* At most one active key, whatever a buggy caller does. */
+    "CREATE UNIQUE INDEX keys_one_active ON keys (state) WHERE state = 2;"
+    /* Every statement that ends a session still alive by the store's clock (logout,
+     * revoke, rotation, cap eviction, password change, user delete through ON DELETE
+     * CASCADE, which fires this too) logs its sid in the same transaction; no code
+     * path can forget it. Purging expired sessions logs nothing. */
+    "CREATE TRIGGER sessions_revoke_on_delete AFTER DELETE ON sessions"
+    " WHEN OLD.expires_at > unixepoch() AND OLD.idle_expires_at > unixepoch()"
+    " BEGIN"
+    " INSERT INTO revocations (kind, value, revoked_at, expires_at)"
+    " VALUES (1, OLD.id, unixepoch(), 0);"
+    " END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -66,10 +117,27 @@ static const char *const migrations[] = {
 #define KIND_DB_COOKIE 1
 #define KIND_DB_REFRESH 2
 
+/* Persisted values of tsr_key_state and tsr_revocation_kind: the enums' own numbers
+ * are fixed by store.h ("never renumber"), and the schema's CHECKs name them. */
+#define KEY_DB_NEXT 1
+#define KEY_DB_ACTIVE 2
+#define KEY_DB_RETIRED 3
+#define REVOKE_DB_SID 1
+#define REVOKE_DB_JTI 2
+
+/* Statements that read a session and its user name the columns through these, so
+ * read_session_at and read_user_at see them in one order everywhere. */
 #define SESSION_COLS                                                                               \
     "id, secret_hash, user_id, kind, created_at, last_seen_at, expires_at, "                       \
-    "idle_expires_at, ip, user_agent"
+    "idle_expires_at, ip, user_agent, scope, generation"
+#define SESSION_NCOLS 12
+#define SESSION_COLS_S                                                                             \
+    "s.id, s.secret_hash, s.user_id, s.kind, s.created_at, s.last_seen_at, s.expires_at, "         \
+    "s.idle_expires_at, s.ip, s.user_agent, s.scope, s.generation"
 #define USER_COLS "id, username, pwhash, roles, disabled, created_at, updated_at"
+/* The user without the password hash (the resolve paths never need it). */
+#define USER_COLS_U_NOPW "u.id, u.username, '', u.roles, u.disabled, u.created_at, u.updated_at"
+#define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, publish_until, jwk"
 
 typedef enum stmt_id {
     ST_BEGIN = 0,
@@ -98,6 +166,20 @@ typedef enum stmt_id {
     ST_META_GET,
     ST_META_SET,
     ST_SES_RESOLVE,
+    ST_REFRESH_LOOKUP,
+    ST_REFRESH_SPEND,
+    ST_REFRESH_STATE,
+    ST_REFRESH_ADVANCE,
+    ST_REV_INSERT,
+    ST_REV_SINCE,
+    ST_REV_PURGE_BATCH,
+    ST_KEY_LIST,
+    ST_KEY_ACTIVE,
+    ST_KEY_RETIRE_ACTIVE,
+    ST_KEY_PROMOTE_NEXT,
+    ST_KEY_RETIRE_NEXT,
+    ST_KEY_INSERT,
+    ST_KEY_PURGE,
     ST__COUNT
 } stmt_id;
 
@@ -126,7 +208,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* Only for a user that exists and is enabled, checked in this very statement: a
      * login racing an admin disable inserts nothing (0 rows: NOT_FOUND). */
     [ST_SES_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") "
-                      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 "
+                      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 "
                       "WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3 AND disabled = 0)",
     [ST_SES_DELETE_EXPIRED_OF_USER] =
         "DELETE FROM sessions WHERE user_id = ?1 AND (expires_at <= ?2 OR idle_expires_at <= ?2)",
@@ -139,11 +221,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SES_GET_BY_HASH] = "SELECT " SESSION_COLS " FROM sessions WHERE secret_hash = ?1",
     /* The cookie hot path: session and user in one statement, one read transaction.
      * The password hash is not read: no request that only checks a cookie needs it. */
-    [ST_SES_RESOLVE] = "SELECT s.id, s.secret_hash, s.user_id, s.kind, s.created_at, "
-                       "s.last_seen_at, s.expires_at, s.idle_expires_at, s.ip, s.user_agent, "
-                       "u.id, u.username, '', u.roles, u.disabled, u.created_at, "
-                       "u.updated_at FROM sessions s JOIN users u ON u.id = s.user_id "
-                       "WHERE s.secret_hash = ?1",
+    [ST_SES_RESOLVE] = "SELECT " SESSION_COLS_S ", " USER_COLS_U_NOPW " FROM sessions s "
+                       "JOIN users u ON u.id = s.user_id WHERE s.secret_hash = ?1",
     [ST_SES_TOUCH] = "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = ?3 WHERE id = ?1",
     [ST_SES_LIST] = "SELECT " SESSION_COLS " FROM sessions WHERE user_id = ?1 "
                     "AND expires_at > ?2 AND idle_expires_at > ?2 "
@@ -157,6 +236,53 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* A refresh token as the family's current token, else as a spent one, in ONE
+     * statement (one read snapshot: a rotation committing between two look-ups
+     * cannot make a token vanish from both). Current sorts first; at most one row
+     * per arm (both probes are unique keys). Cookie sessions never match. */
+    [ST_REFRESH_LOOKUP] =
+        "SELECT " SESSION_COLS_S ", s.sealed, " USER_COLS_U_NOPW ", 0 AS spent, 0, 0 "
+        "FROM sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.secret_hash = ?1 AND s.kind = 2 "
+        "UNION ALL "
+        "SELECT " SESSION_COLS_S ", s.sealed, " USER_COLS_U_NOPW ", 1, r.generation, r.spent_at "
+        "FROM refresh_spent r JOIN sessions s ON s.id = r.session_id "
+        "JOIN users u ON u.id = s.user_id WHERE r.hash = ?1 AND s.kind = 2 "
+        "ORDER BY spent LIMIT 1",
+    /* Rotation step 1, and the compare-and-swap: the current hash becomes spent only
+     * while the family has the expected generation and its user is enabled. */
+    [ST_REFRESH_SPEND] =
+        "INSERT INTO refresh_spent (hash, session_id, generation, spent_at) "
+        "SELECT s.secret_hash, s.id, s.generation, ?3 FROM sessions s "
+        "JOIN users u ON u.id = s.user_id "
+        "WHERE s.id = ?1 AND s.generation = ?2 AND s.kind = 2 AND u.disabled = 0",
+    /* Only after a failed spend: why (gone or disabled, or another generation). */
+    [ST_REFRESH_STATE] = "SELECT s.generation FROM sessions s JOIN users u ON u.id = s.user_id "
+                         "WHERE s.id = ?1 AND s.kind = 2 AND u.disabled = 0",
+    [ST_REFRESH_ADVANCE] =
+        "UPDATE sessions SET secret_hash = ?2, generation = generation + 1, sealed = ?3, "
+        "last_seen_at = ?4, idle_expires_at = ?5 WHERE id = ?1 AND generation = ?6",
+    [ST_REV_INSERT] = "INSERT INTO revocations (kind, value, revoked_at, expires_at) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    /* Walks the primary key from after_seq; purging keeps what lies before short. */
+    [ST_REV_SINCE] = "SELECT seq, kind, value, revoked_at, expires_at FROM revocations "
+                     "WHERE seq > ?1 AND revoked_at >= ?2 ORDER BY seq LIMIT ?3",
+    [ST_REV_PURGE_BATCH] =
+        "DELETE FROM revocations WHERE rowid IN (SELECT rowid FROM revocations "
+        "WHERE revoked_at < ?1 AND (kind <> 2 OR expires_at < ?1) LIMIT ?2)",
+    /* rowid breaks created_at ties: insertion order. */
+    [ST_KEY_LIST] = "SELECT " KEY_COLS " FROM keys ORDER BY created_at, rowid LIMIT ?1",
+    [ST_KEY_ACTIVE] = "SELECT kid FROM keys WHERE state = 2",
+    [ST_KEY_RETIRE_ACTIVE] =
+        "UPDATE keys SET state = 3, retired_at = ?1, publish_until = ?2 WHERE state = 2",
+    [ST_KEY_PROMOTE_NEXT] = "UPDATE keys SET state = 2, activated_at = ?1 WHERE kid = "
+                            "(SELECT kid FROM keys WHERE state = 1 "
+                            "ORDER BY created_at, rowid LIMIT 1)",
+    /* A next key passed over by a new active one was never used to sign. */
+    [ST_KEY_RETIRE_NEXT] =
+        "UPDATE keys SET state = 3, retired_at = ?1, publish_until = ?1 WHERE state = 1",
+    [ST_KEY_INSERT] = "INSERT INTO keys (" KEY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6)",
+    [ST_KEY_PURGE] = "DELETE FROM keys WHERE state = 3 AND publish_until < ?1",
 };
 
 typedef struct conn {
@@ -651,25 +777,26 @@ static tsr_err read_user(sqlite3_stmt *st, tsr_user *u)
     return read_user_at(st, 0, u);
 }
 
-static tsr_err read_session(sqlite3_stmt *st, tsr_session *ss)
+/* The session columns (SESSION_COLS order) starting at column off. */
+static tsr_err read_session_at(sqlite3_stmt *st, int off, tsr_session *ss)
 {
     tsr_err rc = TSR_ERR_INTERNAL;
     const void *h;
 
     memset(ss, 0, sizeof *ss);
-    rc = col_text(st, 0, ss->id, sizeof ss->id);
+    rc = col_text(st, off + 0, ss->id, sizeof ss->id);
     if (rc != TSR_OK)
         goto out;
     rc = TSR_ERR_INTERNAL;
-    h = sqlite3_column_blob(st, 1);
-    if (h == NULL || sqlite3_column_bytes(st, 1) != TSR_HASH_BYTES)
+    h = sqlite3_column_blob(st, off + 1);
+    if (h == NULL || sqlite3_column_bytes(st, off + 1) != TSR_HASH_BYTES)
         goto out;
     memcpy(ss->secret_hash, h, TSR_HASH_BYTES);
-    rc = col_text(st, 2, ss->user_id, sizeof ss->user_id);
+    rc = col_text(st, off + 2, ss->user_id, sizeof ss->user_id);
     if (rc != TSR_OK)
         goto out;
     rc = TSR_ERR_INTERNAL;
-    switch (sqlite3_column_int64(st, 3)) {
+    switch (sqlite3_column_int64(st, off + 3)) {
     case KIND_DB_COOKIE:
         ss->kind = TSR_SESSION_COOKIE;
         break;
@@ -679,21 +806,30 @@ static tsr_err read_session(sqlite3_stmt *st, tsr_session *ss)
     default:
         goto out;
     }
-    ss->created_at = sqlite3_column_int64(st, 4);
-    ss->last_seen_at = sqlite3_column_int64(st, 5);
-    ss->expires_at = sqlite3_column_int64(st, 6);
-    ss->idle_expires_at = sqlite3_column_int64(st, 7);
-    rc = col_text(st, 8, ss->ip, sizeof ss->ip);
+    ss->created_at = sqlite3_column_int64(st, off + 4);
+    ss->last_seen_at = sqlite3_column_int64(st, off + 5);
+    ss->expires_at = sqlite3_column_int64(st, off + 6);
+    ss->idle_expires_at = sqlite3_column_int64(st, off + 7);
+    rc = col_text(st, off + 8, ss->ip, sizeof ss->ip);
     if (rc != TSR_OK)
         goto out;
-    rc = col_text(st, 9, ss->user_agent, sizeof ss->user_agent);
+    rc = col_text(st, off + 9, ss->user_agent, sizeof ss->user_agent);
     if (rc != TSR_OK)
         goto out;
+    rc = col_text(st, off + 10, ss->scope, sizeof ss->scope);
+    if (rc != TSR_OK)
+        goto out;
+    ss->generation = sqlite3_column_int64(st, off + 11);
     rc = TSR_OK;
 out:
     if (rc != TSR_OK)
         memset(ss, 0, sizeof *ss);
     return rc;
+}
+
+static tsr_err read_session(sqlite3_stmt *st, tsr_session *ss)
+{
+    return read_session_at(st, 0, ss);
 }
 
 static tsr_err check_user(const tsr_user *u)
@@ -709,9 +845,12 @@ static tsr_err check_session(const tsr_session *ss)
 {
     if (!field_ok(ss->id, sizeof ss->id) || !field_ok(ss->user_id, sizeof ss->user_id) ||
         !field_terminated(ss->ip, sizeof ss->ip) ||
-        !field_terminated(ss->user_agent, sizeof ss->user_agent))
+        !field_terminated(ss->user_agent, sizeof ss->user_agent) ||
+        !field_terminated(ss->scope, sizeof ss->scope))
         return TSR_ERR_INVALID;
     if (ss->kind != TSR_SESSION_COOKIE && ss->kind != TSR_SESSION_REFRESH)
+        return TSR_ERR_INVALID;
+    if (ss->generation < 0)
         return TSR_ERR_INVALID;
     return TSR_OK;
 }
@@ -749,6 +888,12 @@ static tsr_err bind_session(sqlite3_stmt *st, const tsr_session *ss)
     if (rc != TSR_OK)
         goto out;
     rc = bind_text(st, 10, ss->user_agent);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 11, ss->scope);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_i64(st, 12, ss->generation);
 out:
     return rc;
 }
@@ -1238,7 +1383,7 @@ static tsr_err sq_session_resolve(tsr_store *base, const uint8_t hash[TSR_HASH_B
     rc = read_session(st, ss);
     if (rc != TSR_OK)
         goto out;
-    rc = read_user_at(st, 10, u);
+    rc = read_user_at(st, SESSION_NCOLS, u);
 out:
     if (rc != TSR_OK) {
         memset(ss, 0, sizeof *ss);
@@ -1666,6 +1811,610 @@ out:
     return rc;
 }
 
+/* ---- refresh families ------------------------------------------------------------ */
+
+/* Column layout of ST_REFRESH_LOOKUP: the session, its sealed successor, the user,
+ * then spent, the spent token's generation and when it was spent. */
+#define RL_SEALED SESSION_NCOLS
+#define RL_USER (SESSION_NCOLS + 1)
+#define RL_SPENT (RL_USER + 7)
+
+static tsr_err sq_refresh_lookup(tsr_store *base, const uint8_t hash[TSR_HASH_BYTES],
+                                 tsr_session *ss, tsr_user *u, tsr_refresh_match *m)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    const void *b;
+    int n;
+
+    memset(ss, 0, sizeof *ss);
+    memset(u, 0, sizeof *u);
+    memset(m, 0, sizeof *m);
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = stmt_get(c, ST_REFRESH_LOOKUP, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_hash(st, 1, hash);
+    if (rc != TSR_OK)
+        goto out;
+    rc = step_row(st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = read_session_at(st, 0, ss);
+    if (rc != TSR_OK)
+        goto out;
+    rc = read_user_at(st, RL_USER, u);
+    if (rc != TSR_OK)
+        goto out;
+    /* blob before bytes, as SQLite asks; NULL (no rotation yet) reads as length 0. */
+    rc = TSR_ERR_INTERNAL;
+    b = sqlite3_column_blob(st, RL_SEALED);
+    n = sqlite3_column_bytes(st, RL_SEALED);
+    if (n < 0 || (size_t)n > sizeof m->sealed)
+        goto out;
+    if (n > 0) {
+        if (b == NULL) {
+            rc = TSR_ERR_NOMEM;
+            goto out;
+        }
+        memcpy(m->sealed, b, (size_t)n);
+    }
+    m->sealed_len = (size_t)n;
+    m->spent = sqlite3_column_int64(st, RL_SPENT) != 0;
+    if (m->spent) {
+        m->spent_generation = sqlite3_column_int64(st, RL_SPENT + 1);
+        m->spent_at = sqlite3_column_int64(st, RL_SPENT + 2);
+    }
+    rc = TSR_OK;
+out:
+    if (rc != TSR_OK) {
+        memset(ss, 0, sizeof *ss);
+        tsr_wipe(u, sizeof *u);
+        tsr_wipe(m, sizeof *m);
+    }
+    stmt_done(st);
+    pool_put(s, c);
+    return rc;
+}
+
+/* After a spend that matched no row, inside the same transaction: NOT_FOUND when
+ * the family is gone, is not a refresh family or its user is disabled; CONFLICT
+ * when it lives on under another generation. */
+static tsr_err rotate_failure(conn *c, const char *session_id, int64_t generation)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+
+    rc = stmt_get(c, ST_REFRESH_STATE, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, session_id);
+    if (rc != TSR_OK)
+        goto out;
+    rc = step_row(st);
+    if (rc != TSR_OK)
+        goto out;
+    /* Same generation yet the spend matched nothing: cannot happen under the lock. */
+    rc = sqlite3_column_int64(st, 0) != generation ? TSR_ERR_CONFLICT : TSR_ERR_INTERNAL;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* Rotation under the write lock (BEGIN IMMEDIATE): of two rotations expecting one
+ * generation the second finds the generation moved on. The spend is the
+ * compare-and-swap, so the success path is two statements. */
+static tsr_err sq_refresh_rotate(tsr_store *base, const char *session_id, int64_t generation,
+                                 const uint8_t new_hash[TSR_HASH_BYTES], const uint8_t *sealed,
+                                 size_t sealed_len, int64_t now, int64_t idle_expires_at)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    int in_tx = 0;
+
+    if (sealed_len > TSR_SEALED_MAX || (sealed == NULL && sealed_len > 0)) {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
+    if (!key_ok(session_id, TSR_ID_MAX)) {
+        rc = TSR_ERR_NOT_FOUND;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tx_begin(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 1;
+
+    /* 1. The current hash becomes spent, only at this generation for an enabled user. */
+    rc = stmt_get(c, ST_REFRESH_SPEND, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, session_id);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 2, generation);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 3, now);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+    if (rc != TSR_OK)
+        goto out;
+    if (sqlite3_changes64(c->db) == 0) {
+        stmt_done(st);
+        st = NULL;
+        rc = rotate_failure(c, session_id, generation);
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+
+    /* 2. The successor: new hash, generation + 1, its sealed copy, the idle slide. */
+    rc = stmt_get(c, ST_REFRESH_ADVANCE, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, session_id);
+    if (rc == TSR_OK)
+        rc = bind_hash(st, 2, new_hash);
+    if (rc == TSR_OK)
+        rc = sealed_len > 0
+                 ? map_err(sqlite3_bind_blob(st, 3, sealed, (int)sealed_len, SQLITE_STATIC))
+                 : map_err(sqlite3_bind_null(st, 3));
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, now);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 5, idle_expires_at);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 6, generation);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+    if (rc != TSR_OK)
+        goto out;
+    if (sqlite3_changes64(c->db) != 1) {
+        rc = TSR_ERR_INTERNAL;
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+
+    rc = tx_commit(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 0;
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    if (in_tx)
+        tx_rollback(c);
+    pool_put(s, c);
+    return rc;
+}
+
+/* ---- revocations ----------------------------------------------------------------- */
+
+static tsr_err sq_revocation_add(tsr_store *base, tsr_revocation_kind kind, const char *value,
+                                 int64_t revoked_at, int64_t expires_at)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    int64_t k;
+
+    if (kind == TSR_REVOKE_SID)
+        k = REVOKE_DB_SID;
+    else if (kind == TSR_REVOKE_JTI)
+        k = REVOKE_DB_JTI;
+    else {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
+    if (!key_ok(value, TSR_ID_MAX)) {
+        rc = TSR_ERR_INVALID;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = stmt_get(c, ST_REV_INSERT, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_i64(st, 1, k);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 2, value);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 3, revoked_at);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, expires_at);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+out:
+    stmt_done(st);
+    pool_put(s, c);
+    return rc;
+}
+
+static tsr_err read_revocation(sqlite3_stmt *st, tsr_revocation *r)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+
+    memset(r, 0, sizeof *r);
+    r->seq = sqlite3_column_int64(st, 0);
+    switch (sqlite3_column_int64(st, 1)) {
+    case REVOKE_DB_SID:
+        r->kind = TSR_REVOKE_SID;
+        break;
+    case REVOKE_DB_JTI:
+        r->kind = TSR_REVOKE_JTI;
+        break;
+    default:
+        goto out;
+    }
+    rc = col_text(st, 2, r->value, sizeof r->value);
+    if (rc != TSR_OK)
+        goto out;
+    r->revoked_at = sqlite3_column_int64(st, 3);
+    r->expires_at = sqlite3_column_int64(st, 4);
+    rc = TSR_OK;
+out:
+    if (rc != TSR_OK)
+        memset(r, 0, sizeof *r);
+    return rc;
+}
+
+static tsr_err sq_revocation_since(tsr_store *base, int64_t after_seq, int64_t revoked_since,
+                                   tsr_revocation *out, size_t max, size_t *n)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    size_t got = 0;
+    int e;
+
+    *n = 0;
+    if (max == 0) {
+        rc = TSR_OK;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = stmt_get(c, ST_REV_SINCE, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_i64(st, 1, after_seq);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 2, revoked_since);
+    if (rc == TSR_OK)
+        rc = bind_size(st, 3, max);
+    if (rc != TSR_OK)
+        goto out;
+    while (got < max) {
+        e = sqlite3_step(st);
+        if (e == SQLITE_DONE)
+            break;
+        if (e != SQLITE_ROW) {
+            rc = map_err(e);
+            goto out;
+        }
+        rc = read_revocation(st, &out[got]);
+        if (rc != TSR_OK)
+            goto out;
+        got++;
+    }
+    *n = got;
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    pool_put(s, c);
+    if (rc != TSR_OK && got > 0)
+        memset(out, 0, got * sizeof *out);
+    return rc;
+}
+
+/* Runs a cached statement with integer parameters ?1 and ?2 (those it has) inside
+ * the caller's transaction or as its own; *changes (may be NULL) gets the rows it
+ * changed. */
+static tsr_err exec_i64(conn *c, stmt_id id, int64_t p1, int64_t p2, int64_t *changes)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    int np;
+
+    if (changes != NULL)
+        *changes = 0;
+    rc = stmt_get(c, id, &st);
+    if (rc != TSR_OK)
+        goto out;
+    np = sqlite3_bind_parameter_count(st);
+    if (np >= 1)
+        rc = bind_i64(st, 1, p1);
+    if (rc == TSR_OK && np >= 2)
+        rc = bind_i64(st, 2, p2);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+    if (rc != TSR_OK)
+        goto out;
+    if (changes != NULL)
+        *changes = (int64_t)sqlite3_changes64(c->db);
+    rc = TSR_OK;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* In batches, each its own transaction, like purge_expired: a mass revocation's
+ * rows expiring together never hold the write lock for long. */
+static tsr_err sq_revocation_purge(tsr_store *base, int64_t revoked_before, size_t *purged)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    conn *c = NULL;
+    int64_t k = 0;
+    size_t total = 0;
+
+    *purged = 0;
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    do {
+        rc = exec_i64(c, ST_REV_PURGE_BATCH, revoked_before, PURGE_BATCH, &k);
+        if (rc != TSR_OK)
+            goto out;
+        total += (size_t)k;
+    } while (k >= PURGE_BATCH);
+    *purged = total;
+    rc = TSR_OK;
+out:
+    pool_put(s, c);
+    return rc;
+}
+
+/* ---- signing keys ---------------------------------------------------------------- */
+
+/* One key row (KEY_COLS order). The jwk goes straight into the caller's record:
+ * no copy of the private key is made on the way. */
+static tsr_err read_key(sqlite3_stmt *st, tsr_key_record *k)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+
+    memset(k, 0, sizeof *k);
+    rc = col_text(st, 0, k->kid, sizeof k->kid);
+    if (rc != TSR_OK)
+        goto out;
+    rc = col_text(st, 1, k->alg, sizeof k->alg);
+    if (rc != TSR_OK)
+        goto out;
+    rc = TSR_ERR_INTERNAL;
+    switch (sqlite3_column_int64(st, 2)) {
+    case KEY_DB_NEXT:
+        k->state = TSR_KEY_STATE_NEXT;
+        break;
+    case KEY_DB_ACTIVE:
+        k->state = TSR_KEY_STATE_ACTIVE;
+        break;
+    case KEY_DB_RETIRED:
+        k->state = TSR_KEY_STATE_RETIRED;
+        break;
+    default:
+        goto out;
+    }
+    k->created_at = sqlite3_column_int64(st, 3);
+    k->activated_at = sqlite3_column_int64(st, 4);
+    k->retired_at = sqlite3_column_int64(st, 5);
+    k->publish_until = sqlite3_column_int64(st, 6);
+    rc = col_text(st, 7, k->jwk, sizeof k->jwk);
+    if (rc != TSR_OK)
+        goto out;
+    rc = TSR_OK;
+out:
+    if (rc != TSR_OK)
+        tsr_wipe(k, sizeof *k);
+    return rc;
+}
+
+static tsr_err sq_key_list(tsr_store *base, tsr_key_record *out, size_t max, size_t *n)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    conn *c = NULL;
+    size_t got = 0;
+    int e;
+
+    *n = 0;
+    if (max == 0) {
+        rc = TSR_OK;
+        goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = stmt_get(c, ST_KEY_LIST, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_size(st, 1, max);
+    if (rc != TSR_OK)
+        goto out;
+    while (got < max) {
+        e = sqlite3_step(st);
+        if (e == SQLITE_DONE)
+            break;
+        if (e != SQLITE_ROW) {
+            rc = map_err(e);
+            goto out;
+        }
+        rc = read_key(st, &out[got]);
+        if (rc != TSR_OK)
+            goto out;
+        got++;
+    }
+    *n = got;
+    rc = TSR_OK;
+out:
+    /* Resetting drops SQLite's own copy of the last row's text. */
+    stmt_done(st);
+    pool_put(s, c);
+    if (rc != TSR_OK && got > 0)
+        tsr_wipe(out, got * sizeof *out);
+    return rc;
+}
+
+static tsr_err check_key(const tsr_key_record *k)
+{
+    if (!field_ok(k->kid, sizeof k->kid) || !field_ok(k->alg, sizeof k->alg) ||
+        !field_ok(k->jwk, sizeof k->jwk))
+        return TSR_ERR_INVALID;
+    return TSR_OK;
+}
+
+/* Inserts k in state (a KEY_DB_* value) inside the caller's transaction; created_at
+ * as given, or now when the record leaves it 0. TSR_ERR_EXISTS for a taken kid. */
+static tsr_err insert_key(conn *c, const tsr_key_record *k, int64_t state, int64_t activated_at,
+                          int64_t now)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+
+    rc = stmt_get(c, ST_KEY_INSERT, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = bind_text(st, 1, k->kid);
+    if (rc == TSR_OK)
+        rc = bind_text(st, 2, k->alg);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 3, state);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 4, k->created_at != 0 ? k->created_at : now);
+    if (rc == TSR_OK)
+        rc = bind_i64(st, 5, activated_at);
+    /* STATIC: SQLite copies the private JWK into its page, not into a buffer of ours. */
+    if (rc == TSR_OK)
+        rc = bind_text(st, 6, k->jwk);
+    if (rc == TSR_OK)
+        rc = step_done(st);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* The kid of the active key into cur ("" when there is none). */
+static tsr_err active_kid(conn *c, char *cur, size_t cap)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+
+    cur[0] = '\0';
+    rc = stmt_get(c, ST_KEY_ACTIVE, &st);
+    if (rc != TSR_OK)
+        goto out;
+    rc = step_row(st);
+    if (rc == TSR_ERR_NOT_FOUND) {
+        rc = TSR_OK;
+        goto out;
+    }
+    if (rc != TSR_OK)
+        goto out;
+    rc = col_text(st, 0, cur, cap);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* The five steps of store.h in one BEGIN IMMEDIATE transaction: two instances
+ * rotating at once serialise on the write lock, and the second fails the
+ * compare-and-swap on the active kid. */
+static tsr_err sq_key_rotate(tsr_store *base, const char *expect_active_kid,
+                             const tsr_key_record *new_active, const tsr_key_record *new_next,
+                             int64_t now, int64_t publish_until)
+{
+    tsr_sqlite *s = (tsr_sqlite *)base;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    conn *c = NULL;
+    char cur[TSR_KID_STORE_MAX + 1];
+    int64_t changed = 0;
+    int in_tx = 0;
+
+    if (new_active != NULL) {
+        rc = check_key(new_active);
+        if (rc != TSR_OK)
+            goto out;
+    }
+    if (new_next != NULL) {
+        rc = check_key(new_next);
+        if (rc != TSR_OK)
+            goto out;
+    }
+    rc = pool_get(s, &c);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tx_begin(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 1;
+
+    /* 1. Compare: kids are public names, not secrets; strcmp is fine. */
+    rc = active_kid(c, cur, sizeof cur);
+    if (rc != TSR_OK)
+        goto out;
+    if (strcmp(cur, expect_active_kid) != 0) {
+        rc = TSR_ERR_CONFLICT;
+        goto out;
+    }
+    /* 2. Retire the active key, published until its last token has expired. */
+    if (cur[0] != '\0') {
+        rc = exec_i64(c, ST_KEY_RETIRE_ACTIVE, now, publish_until, NULL);
+        if (rc != TSR_OK)
+            goto out;
+    }
+    /* 3. The new active key: the next one promoted, or the caller's (which passes
+     *    over any next key: it never signed, so it is published no longer). */
+    if (new_active == NULL) {
+        rc = exec_i64(c, ST_KEY_PROMOTE_NEXT, now, 0, &changed);
+        if (rc != TSR_OK)
+            goto out;
+        if (changed == 0) {
+            rc = TSR_ERR_NOT_FOUND;
+            goto out;
+        }
+    } else {
+        rc = exec_i64(c, ST_KEY_RETIRE_NEXT, now, 0, NULL);
+        if (rc != TSR_OK)
+            goto out;
+        rc = insert_key(c, new_active, KEY_DB_ACTIVE, now, now);
+        if (rc != TSR_OK)
+            goto out;
+    }
+    /* 4. The new next key. */
+    if (new_next != NULL) {
+        rc = insert_key(c, new_next, KEY_DB_NEXT, 0, now);
+        if (rc != TSR_OK)
+            goto out;
+    }
+    /* 5. Retired keys whose last token has expired. */
+    rc = exec_i64(c, ST_KEY_PURGE, now, 0, NULL);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tx_commit(c);
+    if (rc != TSR_OK)
+        goto out;
+    in_tx = 0;
+    rc = TSR_OK;
+out:
+    if (in_tx)
+        tx_rollback(c);
+    pool_put(s, c);
+    return rc;
+}
+
 /* ---- open and close -------------------------------------------------------------- */
 
 static void sq_close(tsr_store *base)
@@ -1712,6 +2461,13 @@ static const tsr_store_ops sqlite_ops = {
     .purge_expired = sq_purge_expired,
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
+    .refresh_lookup = sq_refresh_lookup,
+    .refresh_rotate = sq_refresh_rotate,
+    .revocation_add = sq_revocation_add,
+    .revocation_since = sq_revocation_since,
+    .revocation_purge = sq_revocation_purge,
+    .key_list = sq_key_list,
+    .key_rotate = sq_key_rotate,
 };
 
 /* Creates the missing folders of path at mode 0700 (sessions and password hashes
