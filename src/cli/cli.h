@@ -1,12 +1,14 @@
 /* cli.h: what the `tessera` command-line files share: exit codes, subcommand entry
- * points and the small helpers of util.c (bounded file reads, key-file creation,
- * strict option and integer parsing, key loading). Internal to src/cli/. */
+ * points, the small helpers of util.c (bounded file reads, key-file creation,
+ * strict option and integer parsing, key loading, opening the configured store)
+ * and the HTTP fetch of fetch.c. Internal to src/cli/. */
 #ifndef TSR_CLI_H
 #define TSR_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/err.h"
 #include "jose/jose.h"
 
@@ -96,7 +98,60 @@ TSR_MUST_CHECK tsr_err tsr_cli_load_jwk(const char *path, tsr_alg alg, tsr_jwk *
  * (one-key sets). Prints why on failure. */
 TSR_MUST_CHECK tsr_err tsr_cli_load_jwks(const char *path, tsr_alg alg, tsr_jwks **out /* OUT */);
 
+/* The same from len bytes already in memory (buf[len] must be NUL); name says
+ * where they came from in messages (a file, or a URL without its userinfo). */
+TSR_MUST_CHECK tsr_err tsr_cli_parse_jwks(const char *name, const char *buf, size_t len,
+                                          tsr_alg alg, tsr_jwks **out /* OUT */);
+
 /* Prints a JSON value indented, with a newline, on stdout. */
 TSR_MUST_CHECK tsr_err tsr_cli_print_json(const struct json_t *v);
+
+/* Loads the --config file (NULL: nothing to check) with the TESSERA_* environment
+ * and drops it: the offline commands take --config like every subcommand but use
+ * no setting, so a bad file or value is still reported. Prints why on failure. */
+TSR_MUST_CHECK tsr_err tsr_cli_config_check(const char *path);
+
+/* What the store commands (user, keys list|rotate) open from --config: the
+ * settings, the store they name and an auth context on it. */
+struct tsr_store;
+struct tsr_auth;
+typedef struct tsr_cli_env {
+    tsr_config cfg;
+    int cfg_ok;
+    struct tsr_store *store;
+    struct tsr_auth *auth;
+} tsr_cli_env;
+
+/* Loads the config (NULL: defaults and the environment), opens the store and
+ * the auth context. Prints why on failure (never the store URL: it may hold a
+ * password) and leaves e closed. Builds with the server only. */
+TSR_MUST_CHECK tsr_err tsr_cli_env_open(tsr_cli_env *e /* OUT */, const char *config_path);
+void tsr_cli_env_close(tsr_cli_env *e); /* a zeroed or closed e is a no-op */
+
+/* ---- fetch.c: the only user of libcurl ---- */
+
+/* Nonzero when s starts like a URL ("scheme://"), whatever the scheme. */
+int tsr_cli_is_url(const char *s);
+
+/* Checks a URL given on the command line: TSR_OK for a well-formed http:// or
+ * https:// URL; TSR_ERR_UNSUPPORTED for any other scheme, TSR_ERR_INVALID when
+ * malformed. Prints why on failure. */
+TSR_MUST_CHECK tsr_err tsr_cli_url_check(const char *url);
+
+#define TSR_CLI_URL_SHOWN_MAX 256 /* bytes of a URL shown in a message, with NUL */
+
+/* The URL as messages show it: normalised, without user name and password,
+ * control bytes replaced by '?', at most cap - 1 bytes. Never fails (a URL curl
+ * cannot parse shows as "(malformed URL)"). */
+void tsr_cli_url_display(const char *url, char *out /* OUT */, size_t cap);
+
+/* GETs url (http:// or https:// only) into a NUL-terminated heap buffer of at
+ * most max bytes (free with tsr_cli_buf_free): TLS verified against the system
+ * CA bundle, at most 3 redirects (never to another scheme, nor from https to
+ * http), 10 s in all, status 200 only, transfer aborted past max bytes. Prints
+ * one line naming the URL on failure: TSR_ERR_INVALID (URL refused),
+ * TSR_ERR_TOO_LARGE, TSR_ERR_UNAVAILABLE (network, TLS, timeout, status). */
+TSR_MUST_CHECK tsr_err tsr_cli_fetch(const char *url, size_t max, char **out /* OUT */,
+                                     size_t *len /* OUT */);
 
 #endif

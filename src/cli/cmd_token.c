@@ -1,6 +1,7 @@
 /* cmd_token.c: `tessera token sign|verify|decode`, offline. sign fills in iat, exp
  * and jti when the claims lack them; verify applies the access-token policy
- * (typ at+jwt, exp and kid required, 30 s leeway) and exits 0 only for a valid
+ * (typ at+jwt, exp and kid required, 30 s leeway) against a key file, a JWKS
+ * file or a JWKS fetched from an http(s) URL, and exits 0 only for a valid
  * token; decode prints a token's parts without checking anything. Tokens are
  * bearer credentials: they are printed only on stdout, and never in errors. */
 #include <stdio.h>
@@ -32,6 +33,7 @@ static const char token_usage[] =
 static const char sign_usage[] =
     "usage: tessera token sign --key FILE [--alg ALG] [--typ TYP]\n"
     "                          [--claims JSON | --claims-file FILE] [--exp-in SECONDS]\n"
+    "                          [--config FILE]\n"
     "\n"
     "Signs the claims (a JSON object; read from stdin when neither --claims nor\n"
     "--claims-file is given) and prints the compact JWT. Missing iat is set to now,\n"
@@ -42,32 +44,39 @@ static const char sign_usage[] =
     "  --typ TYP           header typ (default at+jwt)\n"
     "  --claims JSON       the claims as a JSON object\n"
     "  --claims-file FILE  read the claims from FILE ('-' for stdin)\n"
-    "  --exp-in SECONDS    lifetime when the claims have no exp (default 900)\n";
+    "  --exp-in SECONDS    lifetime when the claims have no exp (default 900)\n"
+    "  --config FILE       settings file: checked, but signing uses no setting\n";
 
 static const char verify_usage[] =
-    "usage: tessera token verify (--jwks FILE | --key FILE) [--alg ALG] [--iss ISS]\n"
-    "                            [--aud AUD] [--typ TYP | --any-typ] [--now UNIX] TOKEN\n"
+    "usage: tessera token verify (--jwks FILE|URL | --key FILE) [--alg ALG] [--iss ISS]\n"
+    "                            [--aud AUD] [--typ TYP | --any-typ] [--now UNIX]\n"
+    "                            [--config FILE] TOKEN\n"
     "\n"
     "Verifies TOKEN ('-' reads it from stdin) and prints its claims. Exits 0 only for\n"
     "a valid token; otherwise prints 'invalid token: <reason>' and exits 1.\n"
     "Checks: signature with the key the token's kid names, alg pinned by that key,\n"
     "typ at+jwt, exp required, exp/nbf/iat with 30 s leeway, iss and aud when given.\n"
     "\n"
-    "  --jwks FILE   key set {\"keys\":[...]} or a single public JWK (kid required);\n"
-    "                URLs are not supported yet\n"
-    "  --key FILE    one key: JWK or PEM (a kid-less token is accepted)\n"
-    "  --alg ALG     algorithm of a PEM key (required for PEM)\n"
-    "  --iss ISS     required issuer (exact match)\n"
-    "  --aud AUD     required audience (a member of aud)\n"
-    "  --typ TYP     required typ instead of at+jwt\n"
-    "  --any-typ     do not check typ\n"
-    "  --now UNIX    verify as of this time (Unix seconds) instead of the clock\n";
+    "  --jwks FILE    key set {\"keys\":[...]} or a single public JWK (kid required)\n"
+    "  --jwks URL     the same fetched over http:// or https:// (e.g. a server's\n"
+    "                 /.well-known/jwks.json): TLS verified, at most 3 redirects and\n"
+    "                 64 KiB, 10 s, status 200 only; symmetric keys refused\n"
+    "  --key FILE     one key: JWK or PEM (a kid-less token is accepted)\n"
+    "  --alg ALG      algorithm of a PEM key (required for PEM)\n"
+    "  --iss ISS      required issuer (exact match)\n"
+    "  --aud AUD      required audience (a member of aud)\n"
+    "  --typ TYP      required typ instead of at+jwt\n"
+    "  --any-typ      do not check typ\n"
+    "  --now UNIX     verify as of this time (Unix seconds) instead of the clock\n"
+    "  --config FILE  settings file: checked, but verifying uses no setting\n";
 
 static const char decode_usage[] =
-    "usage: tessera token decode TOKEN\n"
+    "usage: tessera token decode [--config FILE] TOKEN\n"
     "\n"
     "Prints {\"header\":...,\"claims\":...} of TOKEN ('-' reads stdin) WITHOUT\n"
-    "verifying its signature or claims. Never trust its output.\n";
+    "verifying its signature or claims. Never trust its output.\n"
+    "\n"
+    "  --config FILE  settings file: checked, but decoding uses no setting\n";
 
 /* The token argument, or stdin for "-" (trimmed of surrounding blanks). *buf holds
  * what was read (wipe with tsr_cli_buf_free). */
@@ -183,7 +192,7 @@ static int token_sign(int argc, char **argv)
 {
     int code = TSR_CLI_USAGE;
     const char *key_path = NULL, *alg_s = NULL, *typ = NULL, *claims_s = NULL;
-    const char *claims_file = NULL, *exp_in_s = NULL;
+    const char *claims_file = NULL, *exp_in_s = NULL, *config = NULL;
     int64_t exp_in = TSR_CLI_DEFAULT_TTL;
     tsr_alg alg = TSR_ALG_INVALID;
     tsr_jwk *k = NULL;
@@ -206,6 +215,7 @@ static int token_sign(int argc, char **argv)
                                                {"--claims", &claims_s},
                                                {"--claims-file", &claims_file},
                                                {"--exp-in", &exp_in_s},
+                                               {"--config", &config},
                                                {NULL, NULL}});
         if (m < 0)
             goto usage;
@@ -245,6 +255,9 @@ static int token_sign(int argc, char **argv)
     }
 
     code = TSR_CLI_FAIL;
+    rc = tsr_cli_config_check(config);
+    if (rc != TSR_OK)
+        goto out;
     rc = load_claims(claims_s, claims_file, &claims);
     if (rc != TSR_OK)
         goto out;
@@ -291,17 +304,53 @@ out:
     return code;
 }
 
-static int is_url(const char *s)
+/* Fetches the key set at url and parses it like a file. A symmetric or private
+ * key is refused: a secret anyone can download lets anyone sign, so a set that
+ * publishes one proves nothing. */
+static tsr_err fetch_jwks(const char *url, tsr_alg alg, tsr_jwks **out)
 {
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+    tsr_err rc = TSR_ERR_INTERNAL;
+    char shown[TSR_CLI_URL_SHOWN_MAX];
+    char *buf = NULL;
+    size_t len = 0;
+    tsr_jwks *set = NULL;
+
+    *out = NULL;
+    rc = tsr_cli_fetch(url, TSR_JWK_MAX_BYTES, &buf, &len);
+    if (rc != TSR_OK)
+        goto out;
+    tsr_cli_url_display(url, shown, sizeof shown);
+    rc = tsr_cli_parse_jwks(shown, buf, len, alg, &set);
+    if (rc != TSR_OK)
+        goto out;
+    for (size_t i = 0; i < tsr_jwks_count(set); i++) {
+        const tsr_key *k = tsr_jwk_key(tsr_jwks_get(set, i));
+        const char *what = tsr_key_kty(k) == TSR_KTY_OCT ? "a symmetric (HS*) key"
+                           : tsr_key_has_private(k)      ? "private key material"
+                                                         : NULL;
+        if (what != NULL) {
+            tsr_cli_error("the key set at %s holds %s: refused (a published secret lets "
+                          "anyone sign)",
+                          shown, what);
+            rc = TSR_ERR_INVALID;
+            goto out;
+        }
+    }
+    *out = set;
+    set = NULL;
+    rc = TSR_OK;
+out:
+    tsr_jwks_free(set);
+    tsr_cli_buf_free(buf, len);
+    return rc;
 }
 
 static int token_verify(int argc, char **argv)
 {
     int code = TSR_CLI_USAGE;
     const char *jwks_path = NULL, *key_path = NULL, *alg_s = NULL, *iss = NULL, *aud = NULL;
-    const char *typ = NULL, *now_s = NULL, *tok_arg = NULL;
-    int any_typ = 0, end_of_opts = 0;
+    const char *typ = NULL, *now_s = NULL, *tok_arg = NULL, *config = NULL;
+    int any_typ = 0, end_of_opts = 0, jwks_url = 0;
     int64_t now = 0;
     tsr_alg alg = TSR_ALG_INVALID;
     tsr_jwks *set = NULL;
@@ -339,6 +388,7 @@ static int token_verify(int argc, char **argv)
                                                    {"--aud", &aud},
                                                    {"--typ", &typ},
                                                    {"--now", &now_s},
+                                                   {"--config", &config},
                                                    {NULL, NULL}});
             if (m < 0)
                 goto usage;
@@ -357,10 +407,12 @@ static int token_verify(int argc, char **argv)
         tsr_cli_error("give exactly one of --jwks and --key");
         goto usage;
     }
-    if (jwks_path != NULL && is_url(jwks_path)) {
-        tsr_cli_error("fetching a JWKS from a URL is not supported yet: download it and "
-                      "pass the file to --jwks");
-        goto usage;
+    /* A URL of another scheme (ftp://, file://) is a usage error, found before
+     * any I/O: only http(s) is fetched, and a file is named by its path. */
+    if (jwks_path != NULL && tsr_cli_is_url(jwks_path)) {
+        if (tsr_cli_url_check(jwks_path) != TSR_OK)
+            goto usage;
+        jwks_url = 1;
     }
     if (tok_arg == NULL) {
         tsr_cli_error("TOKEN is required ('-' reads it from stdin)");
@@ -392,7 +444,13 @@ static int token_verify(int argc, char **argv)
     }
 
     code = TSR_CLI_FAIL;
-    rc = tsr_cli_load_jwks(jwks_path != NULL ? jwks_path : key_path, alg, &set);
+    rc = tsr_cli_config_check(config);
+    if (rc != TSR_OK)
+        goto out;
+    if (jwks_url)
+        rc = fetch_jwks(jwks_path, alg, &set);
+    else
+        rc = tsr_cli_load_jwks(jwks_path != NULL ? jwks_path : key_path, alg, &set);
     if (rc != TSR_OK)
         goto out;
     rc = get_token(tok_arg, &buf, &buflen, &tok, &toklen);
@@ -445,7 +503,7 @@ out:
 static int token_decode(int argc, char **argv)
 {
     int code = TSR_CLI_USAGE;
-    const char *tok_arg = NULL;
+    const char *tok_arg = NULL, *config = NULL;
     int end_of_opts = 0;
     char *buf = NULL;
     size_t buflen = 0;
@@ -466,6 +524,11 @@ static int token_decode(int argc, char **argv)
                 end_of_opts = 1;
                 continue;
             }
+            int m = tsr_cli_opt_value(argc, argv, &i, "--config", &config);
+            if (m < 0)
+                goto usage;
+            if (m > 0)
+                continue;
             tsr_cli_bad_arg(a);
             goto usage;
         }
@@ -481,6 +544,9 @@ static int token_decode(int argc, char **argv)
     }
 
     code = TSR_CLI_FAIL;
+    rc = tsr_cli_config_check(config);
+    if (rc != TSR_OK)
+        goto out;
     rc = get_token(tok_arg, &buf, &buflen, &tok, &toklen);
     if (rc != TSR_OK)
         goto out;

@@ -16,6 +16,8 @@ static const char usage_text[] =
     "commands:\n"
     "  keys generate   generate a signing key (private JWK or PKCS#8 PEM)\n"
     "  keys public     print the public JWK (or a JWKS) of a key\n"
+    "  keys list       list the server's signing keys (kid, alg, state, dates)\n"
+    "  keys rotate     rotate the server's signing keys\n"
     "  token sign      sign a JWT access token offline\n"
     "  token verify    verify a JWT and print its claims\n"
     "  token decode    print a JWT's header and claims WITHOUT verifying it\n"

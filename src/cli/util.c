@@ -1,7 +1,8 @@
 /* util.c: helpers shared by the tessera subcommands: bounded reads of files and
  * stdin (wiped when freed, since they may hold keys), key files created O_EXCL
- * with mode 0600, strict option and integer parsing, and loading JWK, JWKS and PEM
- * key files. Messages name files and reasons, never file contents. */
+ * with mode 0600, strict option and integer parsing, loading JWK, JWKS and PEM
+ * key files, and opening the configured store. Messages name files and reasons,
+ * never file contents. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -15,7 +16,14 @@
 
 #include <jansson.h>
 
+#include "common/config.h"
+#include "common/log.h"
 #include "crypto/crypto.h"
+
+#ifdef TSR_HAVE_SERVER
+#include "auth/auth.h"
+#include "store/store.h"
+#endif
 
 void tsr_cli_error(const char *fmt, ...)
 {
@@ -389,60 +397,143 @@ out:
     return rc;
 }
 
-tsr_err tsr_cli_load_jwks(const char *path, tsr_alg alg, tsr_jwks **out)
+tsr_err tsr_cli_parse_jwks(const char *name, const char *buf, size_t len, tsr_alg alg,
+                           tsr_jwks **out)
 {
     tsr_err rc = TSR_ERR_INTERNAL;
-    char *buf = NULL;
-    size_t len = 0;
     json_t *root = NULL;
     json_error_t jerr;
     tsr_jwk *k = NULL;
 
     *out = NULL;
-    /* A set may hold an HS* secret: read it like any key file. */
-    rc = read_key_file(path, 1, &buf, &len);
-    if (rc != TSR_OK)
-        goto out;
     if (is_pem(buf, len)) {
-        rc = jwk_from_pem(path, alg, buf, len, &k);
+        rc = jwk_from_pem(name, alg, buf, len, &k);
         if (rc != TSR_OK)
             goto out;
     } else {
         root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
         if (root == NULL || !json_is_object(root)) {
             /* jerr.text may quote the input: not printed. */
-            tsr_cli_error("%s is not a JSON object (JWK or JWKS)", path);
+            tsr_cli_error("%s is not a JSON object (JWK or JWKS)", name);
             rc = TSR_ERR_INVALID;
             goto out;
         }
         if (json_object_get(root, "keys") != NULL) {
             rc = tsr_jwks_parse(buf, len, out);
             if (rc != TSR_OK) {
-                tsr_cli_error("cannot load JWKS %s: %s", path,
+                tsr_cli_error("cannot load JWKS %s: %s", name,
                               rc == TSR_ERR_NOT_FOUND ? "no usable signing key" : tsr_err_text(rc));
                 goto out;
             }
             rc = TSR_OK;
             goto out;
         }
+        if (json_object_get(root, "jwks_uri") != NULL) {
+            tsr_cli_error("%s is a discovery document, not a key set: pass its jwks_uri", name);
+            rc = TSR_ERR_INVALID;
+            goto out;
+        }
         rc = tsr_jwk_from_json(root, alg, &k);
         if (rc != TSR_OK) {
-            tsr_cli_error("cannot load JWK %s: %s", path, tsr_err_text(rc));
+            tsr_cli_error("cannot load JWK %s: %s", name, tsr_err_text(rc));
             goto out;
         }
     }
-    rc = check_alg(path, k, alg);
+    rc = check_alg(name, k, alg);
     if (rc != TSR_OK)
         goto out;
     rc = tsr_jwks_new(&k, 1, out);
     if (rc != TSR_OK) {
-        tsr_cli_error("cannot build a key set from %s: %s", path, tsr_err_text(rc));
+        tsr_cli_error("cannot build a key set from %s: %s", name, tsr_err_text(rc));
         goto out;
     }
     rc = TSR_OK;
 out:
     tsr_jwk_free(k);
     json_decref(root);
+    return rc;
+}
+
+tsr_err tsr_cli_load_jwks(const char *path, tsr_alg alg, tsr_jwks **out)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    char *buf = NULL;
+    size_t len = 0;
+
+    *out = NULL;
+    /* A set may hold an HS* secret: read it like any key file. */
+    rc = read_key_file(path, 1, &buf, &len);
+    if (rc != TSR_OK)
+        goto out;
+    rc = tsr_cli_parse_jwks(path, buf, len, alg, out);
+out:
     tsr_cli_buf_free(buf, len);
     return rc;
 }
+
+tsr_err tsr_cli_config_check(const char *path)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    char err[TSR_CONFIG_ERR_MAX];
+    tsr_config cfg;
+
+    if (path == NULL)
+        return TSR_OK;
+    rc = tsr_config_load(path, &cfg, err, sizeof err);
+    if (rc != TSR_OK) {
+        tsr_cli_error("config: %s", err);
+        return rc;
+    }
+    tsr_config_reset(&cfg);
+    return TSR_OK;
+}
+
+#ifdef TSR_HAVE_SERVER
+
+tsr_err tsr_cli_env_open(tsr_cli_env *e, const char *config_path)
+{
+    tsr_err rc = TSR_ERR_INTERNAL;
+    char err[TSR_CONFIG_ERR_MAX];
+    tsr_auth_opts opts;
+
+    memset(e, 0, sizeof *e);
+    rc = tsr_config_load(config_path, &e->cfg, err, sizeof err);
+    if (rc != TSR_OK) {
+        tsr_cli_error("config: %s", err);
+        goto out;
+    }
+    e->cfg_ok = 1;
+    tsr_log_set_level(e->cfg.log.level);
+    rc = tsr_auth_opts_from_config(&e->cfg, &opts);
+    if (rc != TSR_OK) {
+        tsr_cli_error("config: unusable settings: %s", tsr_err_text(rc));
+        goto out;
+    }
+    rc = tsr_store_open(e->cfg.store.url, &e->store);
+    if (rc != TSR_OK) {
+        /* The URL may carry a database password: not printed. */
+        tsr_cli_error("cannot open the store: %s", tsr_err_text(rc));
+        goto out;
+    }
+    rc = tsr_auth_new(e->store, &opts, &e->auth);
+    if (rc != TSR_OK) {
+        tsr_cli_error("cannot start: %s", tsr_err_text(rc));
+        goto out;
+    }
+    rc = TSR_OK;
+out:
+    if (rc != TSR_OK)
+        tsr_cli_env_close(e);
+    return rc;
+}
+
+void tsr_cli_env_close(tsr_cli_env *e)
+{
+    tsr_auth_free(e->auth);
+    tsr_store_close(e->store);
+    if (e->cfg_ok)
+        tsr_config_reset(&e->cfg);
+    memset(e, 0, sizeof *e);
+}
+
+#endif

@@ -1,15 +1,22 @@
 /* test_cli.c: runs the real `tessera` binary (TSR_TESSERA_BIN) in a temporary
  * directory and checks its output and exit codes: help and usage errors, key
- * generation and key files, sign/verify round trips per algorithm, and the
- * rejections (wrong iss/aud/typ/key, tampered, expired). */
+ * generation and key files, sign/verify round trips per algorithm, the
+ * rejections (wrong iss/aud/typ/key, tampered, expired), `keys list|rotate` on a
+ * temporary SQLite store, and `token verify --jwks URL` against a small HTTP
+ * server running in a thread of this test. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -27,6 +34,40 @@
 #define CLAIMS "{\"sub\":\"alice\",\"iss\":\"https://issuer.test\",\"aud\":\"api\"}"
 
 static char tmpdir[64];
+
+extern char **environ;
+
+/* Extra "NAME=value" entries for the children (NULL-terminated), set by a test. */
+static const char *extra_env[4];
+
+/* The children's environment, built before fork (the HTTP server thread may hold
+ * locks a forked child must not wait for): ours without proxy settings (the
+ * fetch tests talk to 127.0.0.1 directly), plus extra_env. Free with free(). */
+static char **child_environ(void)
+{
+    static const char *const drop[] = {
+        "http_proxy=", "HTTP_PROXY=", "https_proxy=", "HTTPS_PROXY=", "all_proxy=", "ALL_PROXY="};
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n] != NULL)
+        n++;
+    env = calloc(n + sizeof extra_env / sizeof extra_env[0] + 1, sizeof *env);
+    if (env == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int keep = 1;
+        for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+            if (strncmp(environ[i], drop[d], strlen(drop[d])) == 0)
+                keep = 0;
+        if (keep)
+            env[k++] = environ[i];
+    }
+    for (size_t i = 0; i < sizeof extra_env / sizeof extra_env[0] && extra_env[i] != NULL; i++)
+        env[k++] = (char *)extra_env[i];
+    env[k] = NULL;
+    return env;
+}
 
 typedef struct run_res {
     int code; /* exit status, or 128 + signal */
@@ -71,6 +112,7 @@ static void run_v(run_res *r, const char *input, const char *const *args)
     size_t argc = 0, in_len = input ? strlen(input) : 0, in_off = 0;
     pid_t pid;
     int status = 0;
+    char **envp = child_environ();
 
     memset(r, 0, sizeof *r);
     r->code = -1;
@@ -78,13 +120,15 @@ static void run_v(run_res *r, const char *input, const char *const *args)
     for (size_t i = 0; args[i] != NULL && argc < 31; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) {
+    if (envp == NULL || pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) {
         CHECK(!"pipe");
+        free(envp);
         return;
     }
     pid = fork();
     if (pid < 0) {
         CHECK(!"fork");
+        free(envp);
         return;
     }
     if (pid == 0) {
@@ -99,7 +143,7 @@ static void run_v(run_res *r, const char *input, const char *const *args)
         close(err[1]);
         if (chdir(tmpdir) != 0)
             _exit(126);
-        execv(TSR_TESSERA_BIN, (char *const *)argv);
+        execve(TSR_TESSERA_BIN, (char *const *)argv, envp);
         _exit(127);
     }
     close(in[0]);
@@ -145,6 +189,7 @@ static void run_v(run_res *r, const char *input, const char *const *args)
     close(err[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    free(envp);
     r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -228,7 +273,7 @@ static void version_prints_version(void)
 
 static void help_on_every_command_exits_zero(void)
 {
-    static const char *const cmds[][5] = {
+    static const char *const cmds[][6] = {
         {"--help"},
         {"help"},
         {"-h"},
@@ -236,6 +281,8 @@ static void help_on_every_command_exits_zero(void)
         {"keys", "--help"},
         {"keys", "generate", "--help"},
         {"keys", "public", "--help"},
+        {"keys", "list", "--help"},
+        {"keys", "rotate", "--help"},
         {"token", "--help"},
         {"token", "sign", "--help"},
         {"token", "verify", "--help"},
@@ -243,6 +290,7 @@ static void help_on_every_command_exits_zero(void)
         /* --help wins over other arguments, even bad ones. */
         {"keys", "generate", "--alg", "--help"},
         {"token", "verify", "--bogus", "--help"},
+        {"keys", "rotate", "--alg", "none", "--help"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         run_res r;
@@ -264,6 +312,14 @@ static void unknown_command_and_bad_usage_exit_2(void)
         {"keys", "generate", "--alg", "ES256", "--bogus"},
         {"keys", "generate", "--alg", "ES256", "--alg", "ES256"},
         {"keys", "public"},
+        {"keys", "list", "--bogus"},
+        {"keys", "list", "extra"},
+        {"keys", "list", "--config"},
+        {"keys", "rotate", "--alg", "none"},
+        {"keys", "rotate", "--alg", "XS256"},
+        {"keys", "rotate", "--alg"},
+        {"keys", "rotate", "--alg", "ES256", "--alg", "ES256"},
+        {"keys", "generate", "--alg", "ES256", "--config"},
         {"token"},
         {"token", "frob"},
         {"token", "sign"},
@@ -278,6 +334,8 @@ static void unknown_command_and_bad_usage_exit_2(void)
         {"token", "verify", "--jwks", "a", "--now", "12abc", "tok"},
         {"token", "verify", "--jwks", "a", "--typ", "JWT", "--any-typ", "tok"},
         {"token", "verify", "--jwks", "a", "t1", "t2"},
+        {"token", "verify", "--jwks", "ftp://x", "tok"},
+        {"token", "decode", "--config"},
         {"token", "decode"},
     };
     run_res r;
@@ -610,18 +668,6 @@ static void verify_checks_typ_and_key(void)
     free(tok);
 }
 
-static void verify_jwks_url_not_supported(void)
-{
-    run_res r;
-    RUN(&r, NULL, "token", "verify", "--jwks", "https://example.com/.well-known/jwks.json", "tok");
-    EXPECT_CODE(&r, 2);
-    CHECKF(strstr(r.err, "not supported") != NULL, "%s", r.err);
-    res_free(&r);
-    RUN(&r, NULL, "token", "verify", "--jwks", "http://example.com/jwks", "tok");
-    EXPECT_CODE(&r, 2);
-    res_free(&r);
-}
-
 static void verify_accepts_single_jwk_as_jwks(void)
 {
     run_res r;
@@ -789,6 +835,563 @@ static void key_files_refuse_symlinks(void)
     res_free(&r);
 }
 
+/* ---- a tiny HTTP/1.1 server for `token verify --jwks URL` ---- */
+
+/* Serves, one connection at a time on 127.0.0.1 (port 0: the kernel picks):
+ *   /jwks.json   200, srv_jwks              /oct.json     200, srv_oct
+ *   /private.json 200, srv_priv (a set holding a private EC key)
+ *   /discovery   200, an OpenID discovery document (not a key set)
+ *   /big.json    200, 70000 bytes with Content-Length
+ *   /big-chunked 200, 70000 bytes without Content-Length (connection close)
+ *   /moved       302 to /jwks.json          /loop         302 to /loop
+ *   /to-ftp      302 to ftp://127.0.0.1/x   anything else 404 */
+typedef struct http_srv {
+    int fd;
+    int port;
+    pthread_t th;
+    atomic_int stop;
+    atomic_int requests;
+} http_srv;
+
+static char *srv_jwks; /* bodies, set before the server starts */
+static char *srv_oct;
+static char *srv_priv;
+#define BIG_BODY 70000
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* the client gave up (e.g. body too large): fine */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void respond(int fd, int status, const char *location, const char *body, size_t n,
+                    int with_length)
+{
+    char head[512];
+    int w = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n",
+                     status,
+                     status == 200   ? "OK"
+                     : status == 302 ? "Found"
+                                     : "Not Found");
+    if (w < 0 || (size_t)w >= sizeof head)
+        return;
+    if (location != NULL)
+        w += snprintf(head + w, sizeof head - (size_t)w, "Location: %s\r\n", location);
+    if (with_length)
+        w += snprintf(head + w, sizeof head - (size_t)w, "Content-Length: %zu\r\n", n);
+    w += snprintf(head + w, sizeof head - (size_t)w, "\r\n");
+    if (w < 0 || (size_t)w >= sizeof head)
+        return;
+    send_all(fd, head, (size_t)w);
+    send_all(fd, body, n);
+}
+
+static void serve_one(int fd)
+{
+    char req[8192], path[256];
+    size_t n = 0;
+
+    /* The request head, up to its blank line. */
+    while (n + 1 < sizeof req) {
+        ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        n += (size_t)r;
+        req[n] = '\0';
+        if (strstr(req, "\r\n\r\n") != NULL)
+            break;
+    }
+    req[n] = '\0';
+    if (sscanf(req, "GET %255s HTTP/1.", path) != 1) {
+        respond(fd, 404, NULL, "", 0, 1);
+        return;
+    }
+    if (strcmp(path, "/jwks.json") == 0) {
+        respond(fd, 200, NULL, srv_jwks, strlen(srv_jwks), 1);
+    } else if (strcmp(path, "/oct.json") == 0) {
+        respond(fd, 200, NULL, srv_oct, strlen(srv_oct), 1);
+    } else if (strcmp(path, "/private.json") == 0) {
+        respond(fd, 200, NULL, srv_priv, strlen(srv_priv), 1);
+    } else if (strcmp(path, "/big.json") == 0 || strcmp(path, "/big-chunked") == 0) {
+        char *big = malloc(BIG_BODY);
+        if (big == NULL)
+            return;
+        memset(big, ' ', BIG_BODY);
+        memcpy(big, srv_jwks, strlen(srv_jwks)); /* valid JSON, then blanks past the cap */
+        respond(fd, 200, NULL, big, BIG_BODY, strcmp(path, "/big.json") == 0);
+        free(big);
+    } else if (strcmp(path, "/discovery") == 0) {
+        static const char d[] = "{\"issuer\":\"http://127.0.0.1\",\"jwks_uri\":\"http://"
+                                "127.0.0.1/jwks.json\"}";
+        respond(fd, 200, NULL, d, sizeof d - 1, 1);
+    } else if (strcmp(path, "/moved") == 0) {
+        respond(fd, 302, "/jwks.json", "", 0, 1);
+    } else if (strcmp(path, "/loop") == 0) {
+        respond(fd, 302, "/loop", "", 0, 1);
+    } else if (strcmp(path, "/to-ftp") == 0) {
+        respond(fd, 302, "ftp://127.0.0.1/x", "", 0, 1);
+    } else {
+        static const char nf[] = "{\"error\":\"not found\"}";
+        respond(fd, 404, NULL, nf, sizeof nf - 1, 1);
+    }
+}
+
+static void *srv_main(void *arg)
+{
+    http_srv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {s->fd, POLLIN, 0};
+        /* The timeout only bounds how long stopping takes. */
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        atomic_fetch_add(&s->requests, 1);
+        serve_one(c);
+        shutdown(c, SHUT_WR);
+        close(c);
+    }
+    return NULL;
+}
+
+/* Binds 127.0.0.1:0 and returns the socket; *port gets the port. -1 on failure. */
+static int listen_loopback(int *port)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 16) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int srv_start(http_srv *s)
+{
+    memset(s, 0, sizeof *s);
+    atomic_init(&s->stop, 0);
+    atomic_init(&s->requests, 0);
+    s->fd = listen_loopback(&s->port);
+    if (s->fd < 0)
+        return -1;
+    if (pthread_create(&s->th, NULL, srv_main, s) != 0) {
+        close(s->fd);
+        return -1;
+    }
+    return 0;
+}
+
+static void srv_stop(http_srv *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    close(s->fd);
+}
+
+static void url_of(char *buf, size_t cap, int port, const char *path)
+{
+    int w = snprintf(buf, cap, "http://127.0.0.1:%d%s", port, path);
+    if (w < 0 || (size_t)w >= cap)
+        buf[0] = '\0';
+}
+
+/* Runs `token verify --jwks URL tok` and checks the exit code; the token never
+ * appears on stderr. Returns the stderr text (free()). */
+static char *verify_url(const char *url, const char *tok, int want)
+{
+    run_res r;
+    char *err;
+    RUN(&r, NULL, "token", "verify", "--jwks", url, tok);
+    CHECKF(r.code == want, "%s: exit %d, want %d; stderr: %s", url, r.code, want, r.err);
+    CHECKF(strstr(r.err, tok) == NULL, "%s: token on stderr", url);
+    if (want != 0)
+        CHECKF(r.out_len == 0, "%s: output on failure", url);
+    err = strdup(r.err);
+    res_free(&r);
+    return err;
+}
+
+static void verify_jwks_url(void)
+{
+    http_srv srv;
+    char url[256], dead_url[256];
+    char *err;
+    int dead_port = 0, dead_fd;
+    run_res r;
+
+    make_key("ES256", "url.jwk", "url.jwks");
+    make_key("HS256", "url-oct.jwk", NULL);
+    srv_jwks = read_tmp("url.jwks", NULL);
+    char *oct_key = read_tmp("url-oct.jwk", NULL);
+    char *priv_key = read_tmp("url.jwk", NULL);
+    size_t octn = oct_key ? strlen(oct_key) + 16 : 16;
+    size_t privn = priv_key ? strlen(priv_key) + 16 : 16;
+    srv_oct = malloc(octn);
+    srv_priv = malloc(privn);
+    CHECK(srv_jwks != NULL && oct_key != NULL && srv_oct != NULL);
+    CHECK(priv_key != NULL && srv_priv != NULL);
+    if (srv_jwks == NULL || oct_key == NULL || srv_oct == NULL || priv_key == NULL ||
+        srv_priv == NULL)
+        goto done_nosrv;
+    snprintf(srv_oct, octn, "{\"keys\":[%s]}", oct_key);
+    snprintf(srv_priv, privn, "{\"keys\":[%s]}", priv_key);
+    CHECK(srv_start(&srv) == 0);
+    char *tok = sign("url.jwk", CLAIMS, 0);
+    if (tok == NULL)
+        goto done;
+
+    /* Valid token: exit 0 and the claims on stdout. */
+    url_of(url, sizeof url, srv.port, "/jwks.json");
+    RUN(&r, NULL, "token", "verify", "--jwks", url, "--iss", "https://issuer.test", "--aud", "api",
+        tok);
+    EXPECT_CODE(&r, 0);
+    json_t *c = parse(r.out);
+    CHECKF(c != NULL && json_str(c, "sub") && strcmp(json_str(c, "sub"), "alice") == 0, "%s",
+           r.out);
+    json_decref(c);
+    res_free(&r);
+    /* The same checks as with a file: a wrong audience is refused. */
+    RUN(&r, NULL, "token", "verify", "--jwks", url, "--aud", "other", tok);
+    EXPECT_CODE(&r, 1);
+    CHECKF(strstr(r.err, "invalid token: token audience not accepted") != NULL, "%s", r.err);
+    res_free(&r);
+
+    /* Tampered signature: exit 1. */
+    char *bad = strdup(tok);
+    if (bad != NULL) {
+        char *sig = strrchr(bad, '.') + 1;
+        sig[5] = sig[5] == 'A' ? 'B' : 'A';
+        free(verify_url(url, bad, 1));
+        free(bad);
+    }
+
+    /* A redirect within http is followed. */
+    url_of(url, sizeof url, srv.port, "/moved");
+    free(verify_url(url, tok, 0));
+
+    /* 404: exit 1, one line naming the URL and the status. */
+    url_of(url, sizeof url, srv.port, "/missing.json");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, url) != NULL && strstr(err, "404") != NULL, "%s", err);
+    CHECKF(err && strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
+    free(err);
+
+    /* Oversized body, announced by Content-Length or not: exit 1. */
+    url_of(url, sizeof url, srv.port, "/big.json");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "larger than 65536") != NULL, "%s", err);
+    free(err);
+    url_of(url, sizeof url, srv.port, "/big-chunked");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "larger than 65536") != NULL, "%s", err);
+    free(err);
+
+    /* Redirect loops stop after 3; a redirect to another scheme is not followed. */
+    url_of(url, sizeof url, srv.port, "/loop");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "cannot fetch") != NULL, "%s", err);
+    free(err);
+    url_of(url, sizeof url, srv.port, "/to-ftp");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "cannot fetch") != NULL, "%s", err);
+    free(err);
+
+    /* A published symmetric key is refused (anyone could sign with it). */
+    url_of(url, sizeof url, srv.port, "/oct.json");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "symmetric") != NULL, "%s", err);
+    free(err);
+    url_of(url, sizeof url, srv.port, "/discovery");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "discovery document") != NULL, "%s", err);
+    free(err);
+    url_of(url, sizeof url, srv.port, "/private.json");
+    err = verify_url(url, tok, 1);
+    CHECKF(err && strstr(err, "private key material") != NULL, "%s", err);
+    free(err);
+
+    /* The user name and password of a URL never appear in messages. */
+    {
+        char cred[256];
+        int w = snprintf(cred, sizeof cred, "http://admin:s3cretpw@127.0.0.1:%d/missing", srv.port);
+        CHECK(w > 0 && (size_t)w < sizeof cred);
+        err = verify_url(cred, tok, 1);
+        CHECKF(err && strstr(err, "s3cretpw") == NULL && strstr(err, "127.0.0.1") != NULL, "%s",
+               err);
+        free(err);
+    }
+
+    /* Nothing listening: exit 1 naming the URL. The port was bound, then freed. */
+    dead_fd = listen_loopback(&dead_port);
+    CHECK(dead_fd >= 0);
+    if (dead_fd >= 0)
+        close(dead_fd);
+    url_of(dead_url, sizeof dead_url, dead_port, "/jwks.json");
+    err = verify_url(dead_url, tok, 1);
+    CHECKF(err && strstr(err, dead_url) != NULL, "%s", err);
+    free(err);
+
+    CHECK(atomic_load(&srv.requests) >= 10);
+    free(tok);
+done:
+    srv_stop(&srv);
+done_nosrv:
+    free(oct_key);
+    free(priv_key);
+    free(srv_jwks);
+    free(srv_oct);
+    free(srv_priv);
+    srv_jwks = srv_oct = srv_priv = NULL;
+}
+
+static void verify_jwks_url_other_schemes_are_usage_errors(void)
+{
+    /* Exit 2: the argument is wrong by its form, found before any I/O (like an
+     * unknown --alg). Only http:// and https:// are fetched; a file is named by
+     * its path, so file:// is refused too. */
+    static const char *const urls[] = {"ftp://x", "file:///etc/passwd", "gopher://127.0.0.1/",
+                                       "FTP://x/jwks", "http://exa mple/"};
+    run_res r;
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        RUN(&r, NULL, "token", "verify", "--jwks", urls[i], "tok");
+        CHECKF(r.code == 2, "%s: exit %d", urls[i], r.code);
+        CHECKF(r.out_len == 0, "%s: output", urls[i]);
+        CHECKF(strstr(r.err, i < 4 ? "only http:// and https://" : "malformed URL") != NULL,
+               "%s: %s", urls[i], r.err);
+        res_free(&r);
+    }
+}
+
+/* ---- keys list and rotate on a store ---- */
+
+/* `keys list --json` parsed; NULL (after a failed CHECK) on error. */
+static json_t *list_keys(const char *config)
+{
+    run_res r;
+    json_t *j;
+    if (config != NULL)
+        RUN(&r, NULL, "keys", "list", "--json", "--config", config);
+    else
+        RUN(&r, NULL, "keys", "list", "--json");
+    EXPECT_CODE(&r, 0);
+    j = parse(r.out);
+    CHECKF(j != NULL && json_is_array(json_object_get(j, "keys")), "%s", r.out);
+    /* Never private material: no JWK members at all, only the listed fields. */
+    CHECKF(strstr(r.out, "\"d\"") == NULL && strstr(r.out, "\"k\"") == NULL &&
+               strstr(r.out, "jwk") == NULL,
+           "%s", r.out);
+    res_free(&r);
+    return j;
+}
+
+/* Number of keys in state; *kid (may be NULL) gets the last one's kid, *alg its alg. */
+static size_t count_state(json_t *list, const char *state, const char **kid, const char **alg)
+{
+    size_t n = 0, i;
+    json_t *k;
+    json_array_foreach(json_object_get(list, "keys"), i, k)
+    {
+        if (json_str(k, "state") && strcmp(json_str(k, "state"), state) == 0) {
+            n++;
+            if (kid != NULL)
+                *kid = json_str(k, "kid");
+            if (alg != NULL)
+                *alg = json_str(k, "alg");
+        }
+    }
+    return n;
+}
+
+static int has_retired(json_t *list, const char *kid)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(list, "keys"), i, k)
+    {
+        if (kid && json_str(k, "kid") && strcmp(json_str(k, "kid"), kid) == 0 &&
+            strcmp(json_str(k, "state"), "retired") == 0 &&
+            json_integer_value(json_object_get(k, "retired_at")) > 0 &&
+            json_integer_value(json_object_get(k, "publish_until")) >=
+                json_integer_value(json_object_get(k, "retired_at")))
+            return 1;
+    }
+    return 0;
+}
+
+/* `keys rotate` with args; returns the kid printed (strdup) or NULL. */
+static char *rotate(const char *config, const char *alg, int want)
+{
+    run_res r;
+    char *kid = NULL;
+    if (alg != NULL)
+        RUN(&r, NULL, "keys", "rotate", "--config", config, "--alg", alg);
+    else
+        RUN(&r, NULL, "keys", "rotate", "--config", config);
+    EXPECT_CODE(&r, want);
+    if (r.code == 0) {
+        kid = token_of(&r);
+        CHECKF(kid != NULL && strlen(kid) >= 16 && strchr(r.out, '\n') == r.out + strlen(kid), "%s",
+               r.out);
+        CHECK(strstr(r.err, "pick the change up") != NULL);
+    } else {
+        CHECK(r.out_len == 0);
+    }
+    res_free(&r);
+    return kid;
+}
+
+static void keys_rotate_and_list_on_sqlite(void)
+{
+    char ini[512];
+    const char *kid = NULL, *alg = NULL;
+    json_t *l;
+
+    snprintf(ini, sizeof ini, "[store]\nurl = sqlite:%s/keys.db\n", tmpdir);
+    CHECK(write_tmp("keys.ini", ini) == 0);
+
+    /* A fresh store: nothing listed, and listing creates no key. */
+    l = list_keys("keys.ini");
+    CHECK(json_array_size(json_object_get(l, "keys")) == 0);
+    json_decref(l);
+
+    /* The first rotate makes the first keys, then rotates them. */
+    char *k1 = rotate("keys.ini", NULL, 0);
+    l = list_keys("keys.ini");
+    CHECK(count_state(l, "active", &kid, &alg) == 1);
+    CHECKF(k1 && kid && strcmp(k1, kid) == 0, "active %s, rotate said %s", kid, k1);
+    CHECK(alg && strcmp(alg, "ES256") == 0); /* tokens.alg default */
+    CHECK(count_state(l, "retired", NULL, NULL) == 1);
+    const char *next = NULL;
+    CHECK(count_state(l, "next", &next, NULL) == 1);
+    char *n1 = next ? strdup(next) : NULL;
+    json_decref(l);
+
+    /* Again: the next key becomes active, the active one is retired. */
+    char *k2 = rotate("keys.ini", NULL, 0);
+    CHECKF(k2 && n1 && strcmp(k2, n1) == 0, "new active %s, previous next %s", k2, n1);
+    l = list_keys("keys.ini");
+    CHECK(count_state(l, "active", &kid, NULL) == 1);
+    CHECK(k2 && kid && strcmp(k2, kid) == 0);
+    CHECK(count_state(l, "next", NULL, NULL) == 1);
+    CHECKF(has_retired(l, k1), "previous active %s not retired", k1);
+    json_decref(l);
+
+    /* alg none or unknown: usage error, nothing changed. */
+    CHECK(rotate("keys.ini", "none", 2) == NULL);
+    CHECK(rotate("keys.ini", "es256", 2) == NULL);
+    l = list_keys("keys.ini");
+    CHECK(count_state(l, "active", &kid, NULL) == 1);
+    CHECK(k2 && kid && strcmp(k2, kid) == 0);
+    json_decref(l);
+
+    /* Another algorithm: a new RS256 key becomes active, and the next one too. */
+    char *k3 = rotate("keys.ini", "RS256", 0);
+    l = list_keys("keys.ini");
+    CHECK(count_state(l, "active", &kid, &alg) == 1);
+    CHECK(k3 && kid && strcmp(k3, kid) == 0);
+    CHECKF(alg && strcmp(alg, "RS256") == 0, "active alg %s", alg);
+    CHECK(count_state(l, "next", NULL, &alg) == 1);
+    CHECKF(alg && strcmp(alg, "RS256") == 0, "next alg %s", alg);
+    CHECK(has_retired(l, k2));
+    json_decref(l);
+
+    /* The table names every key with its state and UTC dates. */
+    run_res r;
+    RUN(&r, NULL, "keys", "list", "--config", "keys.ini");
+    EXPECT_CODE(&r, 0);
+    CHECK(strncmp(r.out, "KID ", 4) == 0);
+    CHECK(k3 && strstr(r.out, k3) != NULL && k1 && strstr(r.out, k1) != NULL);
+    CHECK(strstr(r.out, " active ") != NULL && strstr(r.out, " retired ") != NULL);
+    CHECK(strstr(r.out, "Z  ") != NULL);
+    res_free(&r);
+
+    free(k1);
+    free(k2);
+    free(k3);
+    free(n1);
+}
+
+static void keys_store_from_environment(void)
+{
+    char env[256];
+    const char *alg = NULL;
+    run_res r;
+
+    snprintf(env, sizeof env, "TESSERA_STORE_URL=sqlite:%s/env.db", tmpdir);
+    extra_env[0] = env;
+    extra_env[1] = "TESSERA_TOKENS_ALG=EdDSA";
+    RUN(&r, NULL, "keys", "rotate");
+    EXPECT_CODE(&r, 0);
+    res_free(&r);
+    json_t *l = list_keys(NULL);
+    CHECK(json_array_size(json_object_get(l, "keys")) == 3);
+    CHECK(count_state(l, "active", NULL, &alg) == 1);
+    CHECKF(alg && strcmp(alg, "EdDSA") == 0, "%s", alg);
+    json_decref(l);
+    extra_env[0] = extra_env[1] = NULL;
+    CHECK(exists_tmp("env.db"));
+    CHECK(!exists_tmp("var")); /* the default store was not touched */
+
+    /* A bad config: exit 1, nothing else. */
+    RUN(&r, NULL, "keys", "list", "--config", "missing.ini");
+    EXPECT_CODE(&r, 1);
+    CHECK(r.out_len == 0);
+    res_free(&r);
+}
+
+static void offline_commands_take_config(void)
+{
+    run_res r;
+    CHECK(write_tmp("off.ini", "[log]\nlevel = warn\n") == 0);
+    CHECK(write_tmp("bad.ini", "[nosuch]\nkey = 1\n") == 0);
+    RUN(&r, NULL, "keys", "generate", "--alg", "ES256", "--out", "cfg.jwk", "--config", "off.ini");
+    EXPECT_CODE(&r, 0);
+    res_free(&r);
+    RUN(&r, NULL, "keys", "public", "--key", "cfg.jwk", "--jwks", "--config=off.ini");
+    EXPECT_CODE(&r, 0);
+    CHECK(write_tmp("cfg.jwks", r.out) == 0);
+    res_free(&r);
+    RUN(&r, NULL, "token", "sign", "--key", "cfg.jwk", "--claims", "{}", "--config", "off.ini");
+    EXPECT_CODE(&r, 0);
+    char *tok = token_of(&r);
+    res_free(&r);
+    RUN(&r, NULL, "token", "verify", "--jwks", "cfg.jwks", "--config", "off.ini", tok ? tok : "x");
+    EXPECT_CODE(&r, 0);
+    res_free(&r);
+    RUN(&r, NULL, "token", "decode", "--config", "off.ini", tok ? tok : "x");
+    EXPECT_CODE(&r, 0);
+    res_free(&r);
+    /* A file that does not load is a failure, before anything is done. */
+    RUN(&r, NULL, "keys", "generate", "--alg", "ES256", "--out", "cfg2.jwk", "--config", "bad.ini");
+    EXPECT_CODE(&r, 1);
+    CHECK(!exists_tmp("cfg2.jwk"));
+    res_free(&r);
+    RUN(&r, NULL, "token", "verify", "--jwks", "cfg.jwks", "--config", "nope.ini", tok ? tok : "x");
+    EXPECT_CODE(&r, 1);
+    CHECK(r.out_len == 0);
+    res_free(&r);
+    free(tok);
+}
+
 static void remove_tmpdir(void)
 {
     DIR *d = opendir(tmpdir);
@@ -831,13 +1434,17 @@ int main(void)
     TSR_RUN(sign_verify_round_trip_other_algs);
     TSR_RUN(verify_rejects_expired_and_future);
     TSR_RUN(verify_checks_typ_and_key);
-    TSR_RUN(verify_jwks_url_not_supported);
+    TSR_RUN(verify_jwks_url);
+    TSR_RUN(verify_jwks_url_other_schemes_are_usage_errors);
     TSR_RUN(verify_accepts_single_jwk_as_jwks);
     TSR_RUN(decode_prints_claims);
     TSR_RUN(sign_reads_claims_from_stdin_and_file);
     TSR_RUN(keys_public_refuses_oct);
     TSR_RUN(pem_keys_sign_and_verify);
     TSR_RUN(key_files_refuse_symlinks);
+    TSR_RUN(keys_rotate_and_list_on_sqlite);
+    TSR_RUN(keys_store_from_environment);
+    TSR_RUN(offline_commands_take_config);
 
     remove_tmpdir();
     return tsr_test_summary();
