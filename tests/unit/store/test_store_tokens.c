@@ -1062,7 +1062,7 @@ static size_t key_list_all(tsr_store *s)
 
 static const tsr_key_record *find_key(size_t n, const char *kid)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(keys[i].kid, kid) == 0)
             return &keys[i];
     return NULL;
