@@ -87,56 +87,6 @@ static const char passwd_usage[] =
     "Sets a new password, read from stdin like `user add`, and revokes every\n"
     "session of the user.\n";
 
-/* What every subcommand opens: config, store, auth context. */
-typedef struct user_env {
-    tsr_config cfg;
-    int cfg_ok;
-    tsr_store *store;
-    tsr_auth *auth;
-} user_env;
-
-static int env_open(user_env *e, const char *config_path)
-{
-    char err[TSR_CONFIG_ERR_MAX];
-    tsr_auth_opts opts;
-    tsr_err rc;
-
-    memset(e, 0, sizeof *e);
-    rc = tsr_config_load(config_path, &e->cfg, err, sizeof err);
-    if (rc != TSR_OK) {
-        tsr_cli_error("config: %s", err);
-        return 0;
-    }
-    e->cfg_ok = 1;
-    tsr_log_set_level(e->cfg.log.level);
-    rc = tsr_auth_opts_from_config(&e->cfg, &opts);
-    if (rc != TSR_OK) {
-        tsr_cli_error("config: unusable Argon2id parameters: %s", tsr_err_text(rc));
-        return 0;
-    }
-    rc = tsr_store_open(e->cfg.store.url, &e->store);
-    if (rc != TSR_OK) {
-        /* The URL may carry a database password: not printed. */
-        tsr_cli_error("cannot open the store: %s", tsr_err_text(rc));
-        return 0;
-    }
-    rc = tsr_auth_new(e->store, &opts, &e->auth);
-    if (rc != TSR_OK) {
-        tsr_cli_error("cannot start: %s", tsr_err_text(rc));
-        return 0;
-    }
-    return 1;
-}
-
-static void env_close(user_env *e)
-{
-    tsr_auth_free(e->auth);
-    tsr_store_close(e->store);
-    if (e->cfg_ok)
-        tsr_config_reset(&e->cfg);
-    memset(e, 0, sizeof *e);
-}
-
 /* Reads one line from fd 0 into buf (cap bytes with NUL); strips "\n" or "\r\n".
  * Returns the length, or -1 on error or when the line is too long. */
 static long read_line(char *buf, size_t cap)
@@ -324,7 +274,7 @@ static int parse_args(int argc, char **argv, user_args *a, int want_arg, int rol
 static int user_add(int argc, char **argv)
 {
     user_args a;
-    user_env e;
+    tsr_cli_env e;
     tsr_user u;
     char pw[PW_INPUT_MAX];
     size_t pwlen = 0;
@@ -349,7 +299,7 @@ static int user_add(int argc, char **argv)
         goto usage;
     }
     code = TSR_CLI_FAIL;
-    if (!env_open(&e, a.config))
+    if (tsr_cli_env_open(&e, a.config) != TSR_OK)
         goto out;
     if (!read_new_password(pw, &pwlen))
         goto out;
@@ -370,14 +320,14 @@ usage:
 out:
     tsr_wipe(pw, sizeof pw);
     tsr_wipe(&u, sizeof u);
-    env_close(&e);
+    tsr_cli_env_close(&e);
     return code;
 }
 
 static int user_list(int argc, char **argv)
 {
     user_args a;
-    user_env e;
+    tsr_cli_env e;
     tsr_user *page = NULL;
     size_t n = 0;
     int64_t limit = 100;
@@ -398,7 +348,7 @@ static int user_list(int argc, char **argv)
         goto usage;
     }
     code = TSR_CLI_FAIL;
-    if (!env_open(&e, a.config))
+    if (tsr_cli_env_open(&e, a.config) != TSR_OK)
         goto out;
     page = calloc((size_t)limit, sizeof *page);
     arr = json_array();
@@ -430,7 +380,7 @@ out:
         tsr_wipe(page, (size_t)limit * sizeof *page);
         free(page);
     }
-    env_close(&e);
+    tsr_cli_env_close(&e);
     return code;
 }
 
@@ -439,7 +389,7 @@ enum user_action { ACT_SHOW, ACT_DISABLE, ACT_ENABLE, ACT_REVOKE, ACT_PASSWD };
 static int user_one(int argc, char **argv, enum user_action act, const char *usage)
 {
     user_args a;
-    user_env e;
+    tsr_cli_env e;
     tsr_user u;
     tsr_session *sessions = NULL;
     size_t n = 0, revoked = 0;
@@ -459,7 +409,7 @@ static int user_one(int argc, char **argv, enum user_action act, const char *usa
     if (parse_args(argc, argv, &a, 1, 0, 0) != 0)
         goto usage;
     code = TSR_CLI_FAIL;
-    if (!env_open(&e, a.config))
+    if (tsr_cli_env_open(&e, a.config) != TSR_OK)
         goto out;
     rc = tsr_auth_user_find(e.auth, a.arg, &u);
     if (rc != TSR_OK) {
@@ -529,7 +479,7 @@ out:
     free(sessions);
     tsr_wipe(pw, sizeof pw);
     tsr_wipe(&u, sizeof u);
-    env_close(&e);
+    tsr_cli_env_close(&e);
     return code;
 }
 
