@@ -28,6 +28,7 @@ lint:
 test: lint test-release test-asan
 
 test-release: build
+	@scripts/e2e-npm
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@# The per-file vector counts (ctest keeps every test's output in its log).
 	@grep -h "cases:" $(BUILD)/Testing/Temporary/LastTest.log || true
