@@ -1,5 +1,6 @@
 /* guard.c: who is calling: the session cookie, the CSRF defences of
- * cookie-authenticated changes, the admin key, and the session cookie itself.
+ * cookie-authenticated changes, the admin key, access tokens on the user's own
+ * session routes, and the session cookie itself.
  *
  * CSRF (SPEC section 4, OWASP): a state-changing request authenticated by the
  * cookie needs X-CSRF-Token equal (constant time, in auth) to the token derived
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "auth/tokens.h"
 #include "crypto/crypto.h"
 
 #define COOKIE_HEADER_MAX 512
@@ -160,27 +162,90 @@ const char *tsr_http_bearer(tsr_http_req *r, size_t *len)
     return h;
 }
 
-tsr_err tsr_http_admin_guard(tsr_http_req *r)
+tsr_err tsr_http_admin_key_check(tsr_http_req *r, int *sent)
 {
-    tsr_err rc = TSR_ERR_UNAUTHENTICATED;
     size_t n = 0;
     const char *key = tsr_http_bearer(r, &n);
 
-    if (key == NULL) {
+    *sent = key != NULL;
+    if (key == NULL)
+        return TSR_ERR_UNAUTHENTICATED;
+    if (tsr_auth_admin_key_verify(r->srv->auth, key, n) != TSR_OK) {
+        tsr_log_event(TSR_EV_ADMIN_AUTH_FAILED, TSR_F_STR("ip", r->ip));
+        return TSR_ERR_UNAUTHENTICATED;
+    }
+    return TSR_OK;
+}
+
+tsr_err tsr_http_admin_guard(tsr_http_req *r)
+{
+    int sent = 0;
+    tsr_err rc = tsr_http_admin_key_check(r, &sent);
+
+    if (rc == TSR_OK)
+        return TSR_OK;
+    if (!sent) {
         (void)tsr_http_problem(r, 401, "unauthenticated", "the admin API key is required");
         tsr_http_header(r, "WWW-Authenticate", "Bearer realm=\"tessera\"");
-        goto out;
-    }
-    rc = tsr_auth_admin_key_verify(r->srv->auth, key, n);
-    if (rc != TSR_OK) {
-        rc = TSR_ERR_UNAUTHENTICATED;
-        tsr_log_event(TSR_EV_ADMIN_AUTH_FAILED, TSR_F_STR("ip", r->ip));
+    } else {
         (void)tsr_http_problem(r, 401, "unauthenticated", "the admin API key is not valid");
         tsr_http_header(r, "WWW-Authenticate", "Bearer realm=\"tessera\", error=\"invalid_token\"");
+    }
+    return TSR_ERR_UNAUTHENTICATED;
+}
+
+void tsr_http_invalid_token(tsr_http_req *r, const char *detail)
+{
+    (void)tsr_http_problem(r, 401, "invalid_token", detail);
+    tsr_http_header(r, "WWW-Authenticate", "Bearer realm=\"tessera\", error=\"invalid_token\"");
+    tsr_http_no_store(r);
+}
+
+tsr_err tsr_http_caller_get(tsr_http_req *r, int state_change, tsr_http_caller *out)
+{
+    tsr_err rc = TSR_ERR_UNAUTHENTICATED;
+    size_t blen = 0;
+    const char *bearer = tsr_http_bearer(r, &blen);
+    tsr_session s;
+    tsr_bearer b;
+
+    memset(out, 0, sizeof *out);
+    memset(&s, 0, sizeof s);
+    memset(&b, 0, sizeof b);
+    if (bearer == NULL) {
+        rc = tsr_http_cookie_session(r, state_change, &s, NULL);
+        if (rc != TSR_OK)
+            goto out;
+        memcpy(out->user_id, s.user_id, sizeof out->user_id);
+        memcpy(out->sid, s.id, sizeof out->sid);
         goto out;
     }
+    /* These routes read the store anyway: check the session itself too. */
+    rc = tsr_auth_bearer_verify(r->srv->auth, bearer, blen, TSR_VERIFY_STATEFUL,
+                                (int64_t)time(NULL), &b);
+    if (tsr_err_is_token(rc)) {
+        tsr_http_invalid_token(r, "the access token is not valid");
+        goto out;
+    }
+    if (rc != TSR_OK) {
+        (void)tsr_http_problem_err(r, rc, "the access token could not be checked");
+        goto out;
+    }
+    if (b.sub[0] == '\0' || b.sid[0] == '\0') {
+        /* Every token we issue is bound to a session; one without is not ours. */
+        rc = TSR_ERR_TOKEN_CLAIMS;
+        tsr_http_invalid_token(r, "the access token is not valid");
+        goto out;
+    }
+    memcpy(out->user_id, b.sub, sizeof out->user_id);
+    memcpy(out->sid, b.sid, sizeof out->sid);
+    out->bearer = 1;
     rc = TSR_OK;
 out:
+    if (rc != TSR_OK)
+        memset(out, 0, sizeof *out);
+    tsr_wipe(&s, sizeof s);
+    tsr_wipe(&b, sizeof b);
     return rc;
 }
 

@@ -1,5 +1,11 @@
 /* h_session.c: session (cookie) mode: login, the current session, logout,
- * the user's session list, revoking one session or all the others.
+ * the hybrid access token of a cookie session (POST /v1/session/token), the
+ * user's session list, revoking one session or all the others.
+ *
+ * The session list and the two revocations also take an access token
+ * (Authorization: Bearer, verified stateful): then there is no CSRF check (a
+ * header is not an ambient credential) and the current session is the token's
+ * sid. POST /v1/users/me/password stays cookie-only: it rotates the cookie.
  *
  * Login runs its Argon2id verify on the hashing pool (tsr_http_defer); the
  * rate limiter is consulted first on the request thread so that a flood of
@@ -11,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/tokens.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
 
@@ -159,15 +166,48 @@ static const char *kind_name(tsr_session_kind k)
     return k == TSR_SESSION_REFRESH ? "refresh" : "cookie";
 }
 
-void tsr_h_sessions_list(tsr_http_req *r)
+void tsr_h_session_token(tsr_http_req *r)
 {
     tsr_session s;
+    tsr_user u;
+    tsr_auth_grant *g = NULL;
+    tsr_err rc;
+
+    memset(&s, 0, sizeof s);
+    memset(&u, 0, sizeof u);
+    if (tsr_http_cookie_session(r, 1, &s, &u) != TSR_OK)
+        goto out;
+    /* A grant holds a 4 KiB token buffer: off the request thread's stack. */
+    g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        (void)tsr_http_problem(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    rc = tsr_auth_access_for_session(r->srv->auth, &s, &u, (int64_t)time(NULL), g);
+    if (rc != TSR_OK) {
+        (void)tsr_http_problem_err(r, rc, "the access token could not be issued");
+        goto out;
+    }
+    tsr_metrics_token(TSR_MG_SESSION);
+    tsr_http_reply_grant(r, g, 0);
+out:
+    if (g != NULL) {
+        tsr_auth_grant_wipe(g);
+        free(g);
+    }
+    tsr_wipe(&s, sizeof s);
+    tsr_wipe(&u, sizeof u);
+}
+
+void tsr_h_sessions_list(tsr_http_req *r)
+{
+    tsr_http_caller s;
     tsr_session *list = NULL;
     size_t n = 0;
     json_t *arr = NULL;
     tsr_err rc;
 
-    if (tsr_http_cookie_session(r, 0, &s, NULL) != TSR_OK)
+    if (tsr_http_caller_get(r, 0, &s) != TSR_OK)
         return;
     list = calloc(TSR_HTTP_SESSIONS_LIST_MAX, sizeof *list);
     arr = json_array();
@@ -188,7 +228,7 @@ void tsr_h_sessions_list(tsr_http_req *r)
                               "last_seen_at", (json_int_t)e->last_seen_at, "expires_at",
                               (json_int_t)e->expires_at, "idle_expires_at",
                               (json_int_t)e->idle_expires_at, "ip", e->ip, "user_agent",
-                              e->user_agent, "current", strcmp(e->id, s.id) == 0);
+                              e->user_agent, "current", strcmp(e->id, s.sid) == 0);
         if (o == NULL || json_array_append_new(arr, o) != 0) {
             (void)tsr_http_problem(r, 500, "internal", "out of memory");
             goto out;
@@ -206,10 +246,10 @@ out:
 
 void tsr_h_session_delete(tsr_http_req *r)
 {
-    tsr_session s;
+    tsr_http_caller s;
     tsr_err rc;
 
-    if (tsr_http_cookie_session(r, 1, &s, NULL) != TSR_OK)
+    if (tsr_http_caller_get(r, 1, &s) != TSR_OK)
         return;
     rc = tsr_auth_session_revoke(r->srv->auth, s.user_id, r->param);
     if (rc == TSR_ERR_NOT_FOUND) {
@@ -222,19 +262,19 @@ void tsr_h_session_delete(tsr_http_req *r)
     }
     tsr_metrics_revoked(1);
     (void)tsr_http_reply_empty(r, 204);
-    if (strcmp(r->param, s.id) == 0)
+    if (!s.bearer && strcmp(r->param, s.sid) == 0)
         tsr_http_clear_cookie(r);
 }
 
 void tsr_h_sessions_delete(tsr_http_req *r)
 {
-    tsr_session s;
+    tsr_http_caller s;
     size_t n = 0;
     tsr_err rc;
 
-    if (tsr_http_cookie_session(r, 1, &s, NULL) != TSR_OK)
+    if (tsr_http_caller_get(r, 1, &s) != TSR_OK)
         return;
-    rc = tsr_auth_session_revoke_others(r->srv->auth, s.user_id, s.id, &n);
+    rc = tsr_auth_session_revoke_others(r->srv->auth, s.user_id, s.sid, &n);
     if (rc != TSR_OK) {
         (void)tsr_http_problem_err(r, rc, "the sessions could not be revoked");
         return;

@@ -39,10 +39,6 @@ TSR_MUST_CHECK tsr_err tsr_http_server_start(const tsr_config *cfg, tsr_auth *au
 TSR_MUST_CHECK tsr_err tsr_http_check_config(const tsr_config *cfg, char *errbuf /* OUT */,
                                              size_t errcap);
 
-/* The base URL the server advertises (server.public_url, else derived from the
- * bound address, "http://127.0.0.1:8080"). Borrowed. */
-const char *tsr_http_server_public_url(const tsr_http_server *s);
-
 /* Graceful stop: stops accepting connections, lets in-flight requests finish
  * (at most grace_seconds; suspended hashing work always finishes), closes every
  * connection and frees the server. NULL is a no-op. */

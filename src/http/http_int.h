@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "auth/auth.h"
+#include "auth/tokens.h"
 #include "http/http.h"
 
 #define TSR_HTTP_BODY_MAX (64 * 1024)       /* request bodies over this: 413 */
@@ -127,6 +128,18 @@ tsr_err tsr_http_reply_empty(tsr_http_req *r, int status);
 /* problem+json {type, title, status, code, detail}. detail is English we wrote,
  * never request data. */
 tsr_err tsr_http_problem(tsr_http_req *r, int status, const char *code, const char *detail);
+/* Takes a heap body (malloc) and answers with it; it is freed by libmicrohttpd,
+ * wiped first when secret (which also adds Cache-Control: no-store). The body
+ * is released even on failure. */
+tsr_err tsr_http_reply_owned(tsr_http_req *r, int status, const char *ctype, char *body,
+                             size_t len, int secret);
+/* RFC 6749 5.2 error of the OAuth endpoints: {"error","error_description"},
+ * application/json, Cache-Control: no-store, Pragma: no-cache; 503 adds
+ * Retry-After: 1. description is English we wrote, never request data. */
+tsr_err tsr_http_oauth_error(tsr_http_req *r, int status, const char *error,
+                             const char *description);
+/* 429 {"error":"rate_limited"} with Retry-After: secs (at least 1). */
+void tsr_http_oauth_rate_limited(tsr_http_req *r, int64_t secs);
 /* The problem for an error of auth or the store (status and code from the error). */
 tsr_err tsr_http_problem_err(tsr_http_req *r, tsr_err e, const char *detail);
 /* 429 rate_limited with Retry-After: secs (at least 1). */
@@ -160,10 +173,67 @@ TSR_MUST_CHECK tsr_err tsr_http_json_only(tsr_http_req *r, const char *const *al
 /* Wipes a string member of r->json in place (passwords, before the free). */
 void tsr_http_json_wipe(tsr_http_req *r, const char *key);
 
+/* A JSON text written into a caller's buffer without allocation (the hot path
+ * of /v1/verify, and bodies holding tokens that must not pass through jansson's
+ * unwiped copies). A write that does not fit sets failed and stops writing. */
+typedef struct tsr_jbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} tsr_jbuf;
+void tsr_jbuf_init(tsr_jbuf *b, char *p, size_t cap);
+void tsr_jbuf_raw(tsr_jbuf *b, const char *s);                 /* s as is (our literals) */
+void tsr_jbuf_str(tsr_jbuf *b, const char *s, size_t n);       /* "s", JSON-escaped */
+void tsr_jbuf_int(tsr_jbuf *b, int64_t v);
+/* "key":"value" with the comma before it when not the first member. */
+void tsr_jbuf_kv_str(tsr_jbuf *b, const char *key, const char *s, size_t n);
+void tsr_jbuf_kv_int(tsr_jbuf *b, const char *key, int64_t v);
+/* A JSON array of the comma-separated names of roles. */
+void tsr_jbuf_roles(tsr_jbuf *b, const char *roles);
+
 /* JSON views of the records. */
 json_t *tsr_http_roles_json(const char *roles);
 json_t *tsr_http_user_json(const tsr_user *u, int admin_view);
 json_t *tsr_http_session_json(const tsr_session *s);
+
+/* ---- form.c ---- */
+
+#define TSR_FORM_FIELDS_MAX 32              /* parameters in one request */
+#define TSR_FORM_BODY_MAX TSR_HTTP_BODY_MAX
+
+/* One parameter; name and value are NUL-terminated and borrowed from the parsed
+ * buffer (or the JSON object). */
+typedef struct tsr_form_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} tsr_form_field;
+
+typedef struct tsr_form {
+    tsr_form_field f[TSR_FORM_FIELDS_MAX];
+    size_t n;
+} tsr_form;
+
+/* Parses application/x-www-form-urlencoded IN PLACE: buf holds len bytes and
+ * buf[len] must be writable too (it may get a NUL). '&'-separated name=value
+ * pairs, '+' is a space, %XX a byte (either case); empty segments are skipped.
+ * TSR_ERR_INVALID: a pair without '=', an empty name, a bad escape, a NUL byte
+ * (raw or %00); TSR_ERR_EXISTS: a name given twice; TSR_ERR_TOO_LARGE: over
+ * TSR_FORM_BODY_MAX bytes or TSR_FORM_FIELDS_MAX pairs. out is zeroed on failure.
+ * len 0 gives no fields (buf may then be NULL). */
+TSR_MUST_CHECK tsr_err tsr_form_parse(char *buf, size_t len, tsr_form *out /* OUT */);
+/* The same view of a JSON object whose members are all strings (obj is
+ * borrowed and must outlive out). TSR_ERR_INVALID for another type, an empty
+ * name or a NUL in a value; TSR_ERR_TOO_LARGE beyond TSR_FORM_FIELDS_MAX. */
+TSR_MUST_CHECK tsr_err tsr_form_from_json(const json_t *obj, tsr_form *out /* OUT */);
+/* The value of name, or NULL when absent or empty (RFC 6749 3.1: a parameter
+ * without a value is treated as omitted). */
+const char *tsr_form_get(const tsr_form *f, const char *name, size_t *len /* OUT */);
+/* Wipes the value of name in place (passwords, tokens). */
+void tsr_form_wipe(const tsr_form *f, const char *name);
+/* Wipes every value in place (the request is done with them). */
+void tsr_form_wipe_all(const tsr_form *f);
 
 /* ---- server.c ---- */
 
@@ -189,6 +259,24 @@ const char *tsr_http_cors_origin(tsr_http_req *r);
 TSR_MUST_CHECK tsr_err tsr_http_origin_check(tsr_http_req *r);
 /* Admin key as Bearer: 401 unauthenticated otherwise. */
 TSR_MUST_CHECK tsr_err tsr_http_admin_guard(tsr_http_req *r);
+/* The same check without an answer (the OAuth endpoints answer in their own
+ * shape): TSR_OK, or TSR_ERR_UNAUTHENTICATED (*sent: a bearer was presented). */
+TSR_MUST_CHECK tsr_err tsr_http_admin_key_check(tsr_http_req *r, int *sent /* OUT */);
+
+/* Who calls the user's own session routes (GET/DELETE /v1/sessions*). */
+typedef struct tsr_http_caller {
+    char user_id[TSR_ID_MAX + 1];
+    char sid[TSR_ID_MAX + 1];   /* the current session: the cookie's, or the token's sid */
+    int bearer;                 /* authenticated by an access token */
+} tsr_http_caller;
+/* An access token in Authorization: Bearer (verified TSR_VERIFY_STATEFUL; no CSRF
+ * check: a header is not an ambient credential) wins over the session cookie
+ * (tsr_http_cookie_session with state_change). Answers 401 invalid_token with
+ * WWW-Authenticate for a bad token, 401/403/503 as the cookie guard does. */
+TSR_MUST_CHECK tsr_err tsr_http_caller_get(tsr_http_req *r, int state_change,
+                                           tsr_http_caller *out /* OUT */);
+/* 401 invalid_token problem with WWW-Authenticate (RFC 6750) and no-store. */
+void tsr_http_invalid_token(tsr_http_req *r, const char *detail);
 /* The bearer credential of Authorization, or NULL (len set). */
 const char *tsr_http_bearer(tsr_http_req *r, size_t *len /* OUT */);
 /* Set-Cookie with the session secret, and the clearing form. */
@@ -210,6 +298,19 @@ void tsr_h_admin_user_get(tsr_http_req *r);
 void tsr_h_admin_user_patch(tsr_http_req *r);
 void tsr_h_admin_user_revoke(tsr_http_req *r);
 void tsr_h_admin_user_delete(tsr_http_req *r);
+/* h_oauth.c: 200 {access_token, token_type:"Bearer", expires_in} and, when
+ * oauth, refresh_token (when the grant has one) and scope (RFC 6749 5.1), in a
+ * body wiped when sent, with Cache-Control: no-store and Pragma: no-cache. */
+void tsr_http_reply_grant(tsr_http_req *r, const tsr_auth_grant *g, int oauth);
+void tsr_h_session_token(tsr_http_req *r);
+void tsr_h_oauth_token(tsr_http_req *r);
+void tsr_h_oauth_revoke(tsr_http_req *r);
+void tsr_h_oauth_introspect(tsr_http_req *r);
+void tsr_h_jwks(tsr_http_req *r);
+void tsr_h_openid_configuration(tsr_http_req *r);
+void tsr_h_oauth_metadata(tsr_http_req *r);
+void tsr_h_admin_keys_rotate(tsr_http_req *r);
+void tsr_h_admin_keys_list(tsr_http_req *r);
 void tsr_h_verify(tsr_http_req *r);
 void tsr_h_healthz(tsr_http_req *r);
 void tsr_h_readyz(tsr_http_req *r);
@@ -221,10 +322,27 @@ typedef enum tsr_metric_verify {
     TSR_MV_OK = 0,
     TSR_MV_MISSING,      /* no credential */
     TSR_MV_INVALID,      /* a credential that is not valid */
+    TSR_MV_REVOKED,      /* a bearer token whose sid or jti was revoked */
     TSR_MV_FORBIDDEN,    /* valid, lacks the role */
     TSR_MV_ERROR,        /* store down */
     TSR_MV__COUNT
 } tsr_metric_verify;
+
+/* The credential a verification looked at (label "method"). */
+typedef enum tsr_metric_cred {
+    TSR_MC_NONE = 0,
+    TSR_MC_COOKIE,
+    TSR_MC_BEARER,
+    TSR_MC__COUNT
+} tsr_metric_cred;
+
+/* Tokens issued, by grant (label "grant"). */
+typedef enum tsr_metric_grant {
+    TSR_MG_PASSWORD = 0,
+    TSR_MG_REFRESH,
+    TSR_MG_SESSION,      /* POST /v1/session/token */
+    TSR_MG__COUNT
+} tsr_metric_grant;
 
 typedef enum tsr_metric_login {
     TSR_ML_OK = 0,
@@ -235,7 +353,8 @@ typedef enum tsr_metric_login {
 
 uint64_t tsr_http_now_ns(void);
 void tsr_metrics_request(int route, int status, uint64_t ns);
-void tsr_metrics_verify(tsr_metric_verify v);
+void tsr_metrics_verify(tsr_metric_cred c, tsr_metric_verify v);
+void tsr_metrics_token(tsr_metric_grant g);
 void tsr_metrics_login(tsr_metric_login v);
 void tsr_metrics_revoked(size_t n);
 void tsr_metrics_busy(void);   /* a job refused: hashing queue full */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/tokens.h"
 #include "crypto/crypto.h"
 
 #define NROUTE (TSR_HTTP_ROUTES_MAX + 1) /* the last slot: unmatched */
@@ -33,7 +34,8 @@ static counter req_total[NROUTE][NSTATUS];
 static counter req_bucket[NROUTE][NBUCKET];
 static counter req_sum_ns[NROUTE];
 static counter req_count[NROUTE];
-static counter verify_total[TSR_MV__COUNT];
+static counter verify_total[TSR_MC__COUNT][TSR_MV__COUNT];
+static counter token_total[TSR_MG__COUNT];
 static counter login_total[TSR_ML__COUNT];
 static counter revoked_total;
 static counter busy_total;
@@ -41,8 +43,10 @@ static counter store_bucket[TSR_MS__COUNT][NBUCKET];
 static counter store_sum_ns[TSR_MS__COUNT];
 static counter store_count[TSR_MS__COUNT];
 
-static const char *const verify_names[TSR_MV__COUNT] = {"ok", "missing", "invalid", "forbidden",
-                                                        "error"};
+static const char *const verify_names[TSR_MV__COUNT] = {"ok",        "missing", "invalid",
+                                                        "revoked",   "forbidden", "error"};
+static const char *const cred_names[TSR_MC__COUNT] = {"none", "cookie", "bearer"};
+static const char *const grant_names[TSR_MG__COUNT] = {"password", "refresh_token", "session"};
 static const char *const login_names[TSR_ML__COUNT] = {"ok", "failed", "rate_limited"};
 static const char *const store_names[TSR_MS__COUNT] = {
     "ping", "user_read", "user_write", "session_read", "session_write", "session_touch",
@@ -87,10 +91,16 @@ void tsr_metrics_request(int route, int status, uint64_t ns)
     bump(&req_count[ri], 1);
 }
 
-void tsr_metrics_verify(tsr_metric_verify v)
+void tsr_metrics_verify(tsr_metric_cred c, tsr_metric_verify v)
 {
-    if ((unsigned)v < TSR_MV__COUNT)
-        bump(&verify_total[v], 1);
+    if ((unsigned)c < TSR_MC__COUNT && (unsigned)v < TSR_MV__COUNT)
+        bump(&verify_total[c][v], 1);
+}
+
+void tsr_metrics_token(tsr_metric_grant g)
+{
+    if ((unsigned)g < TSR_MG__COUNT)
+        bump(&token_total[g], 1);
 }
 
 void tsr_metrics_login(tsr_metric_login v)
@@ -257,15 +267,41 @@ tsr_err tsr_metrics_render(tsr_http_server *srv, char **out, size_t *len)
     for (size_t i = 0; i < TSR_ML__COUNT; i++)
         put(&o, "tessera_logins_total{outcome=\"%s\"} %llu\n", login_names[i],
             (unsigned long long)get(&login_total[i]));
-    put(&o, "# HELP tessera_verifications_total GET /v1/verify answers by outcome.\n"
+    put(&o, "# HELP tessera_verifications_total GET /v1/verify answers by credential and outcome.\n"
             "# TYPE tessera_verifications_total counter\n");
-    for (size_t i = 0; i < TSR_MV__COUNT; i++)
-        put(&o, "tessera_verifications_total{outcome=\"%s\"} %llu\n", verify_names[i],
-            (unsigned long long)get(&verify_total[i]));
+    for (size_t c = 0; c < TSR_MC__COUNT; c++) {
+        for (size_t i = 0; i < TSR_MV__COUNT; i++) {
+            /* Only the pairs that can happen: no credential is always "missing". */
+            if ((c == TSR_MC_NONE) != (i == TSR_MV_MISSING))
+                continue;
+            if (c == TSR_MC_COOKIE && i == TSR_MV_REVOKED)
+                continue; /* a revoked cookie session is simply unknown: invalid */
+            put(&o, "tessera_verifications_total{method=\"%s\",outcome=\"%s\"} %llu\n",
+                cred_names[c], verify_names[i], (unsigned long long)get(&verify_total[c][i]));
+        }
+    }
+    put(&o, "# HELP tessera_tokens_issued_total Access tokens issued, by grant.\n"
+            "# TYPE tessera_tokens_issued_total counter\n");
+    for (size_t i = 0; i < TSR_MG__COUNT; i++)
+        put(&o, "tessera_tokens_issued_total{grant=\"%s\"} %llu\n", grant_names[i],
+            (unsigned long long)get(&token_total[i]));
+    {
+        uint64_t hits = 0, misses = 0;
+        tsr_auth_cache_stats(srv->auth, &hits, &misses);
+        put(&o, "# HELP tessera_token_cache_total Verified-token cache look-ups by result.\n"
+                "# TYPE tessera_token_cache_total counter\n"
+                "tessera_token_cache_total{result=\"hit\"} %llu\n"
+                "tessera_token_cache_total{result=\"miss\"} %llu\n",
+            (unsigned long long)hits, (unsigned long long)misses);
+    }
     put(&o, "# HELP tessera_revocations_total Sessions revoked (logout, revoke, password change, admin).\n"
             "# TYPE tessera_revocations_total counter\n"
             "tessera_revocations_total %llu\n",
         (unsigned long long)get(&revoked_total));
+    put(&o, "# HELP tessera_revoked_entries Revoked sid and jti values held in memory (until the tokens they match expire).\n"
+            "# TYPE tessera_revoked_entries gauge\n"
+            "tessera_revoked_entries %zu\n",
+        tsr_auth_revoked_count(srv->auth));
     arc = tsr_store_session_count(srv->store, (int64_t)time(NULL), &active);
     if (arc == TSR_OK)
         put(&o, "# HELP tessera_sessions_active Unexpired sessions in the store.\n"

@@ -17,6 +17,7 @@
 
 #define HSTS_VALUE "max-age=31536000"
 
+/* Bodies handed to it are NUL-terminated text (JSON), so strlen covers them. */
 static void free_wiped(void *p)
 {
     if (p == NULL)
@@ -85,6 +86,28 @@ tsr_err tsr_http_reply(tsr_http_req *r, int status, const char *ctype, const cha
     return install(r, status, resp, ctype);
 }
 
+tsr_err tsr_http_reply_owned(tsr_http_req *r, int status, const char *ctype, char *body,
+                             size_t len, int secret)
+{
+    struct MHD_Response *resp;
+
+    if (body == NULL)
+        return install(r, status, NULL, ctype);
+    if (secret) {
+        r->no_store = 1;
+        resp = MHD_create_response_from_buffer_with_free_callback(len, body, free_wiped);
+        if (resp == NULL) {
+            tsr_wipe(body, len);
+            free(body);
+        }
+    } else {
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL)
+            free(body);
+    }
+    return install(r, status, resp, ctype);
+}
+
 tsr_err tsr_http_reply_empty(tsr_http_req *r, int status)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -141,9 +164,36 @@ tsr_err tsr_http_problem(tsr_http_req *r, int status, const char *code, const ch
     return reply_json_ctype(r, status, v, 0, "application/problem+json");
 }
 
+tsr_err tsr_http_oauth_error(tsr_http_req *r, int status, const char *error,
+                             const char *description)
+{
+    char buf[512];
+    tsr_jbuf b;
+    tsr_err rc;
+
+    tsr_jbuf_init(&b, buf, sizeof buf);
+    tsr_jbuf_raw(&b, "{");
+    tsr_jbuf_kv_str(&b, "error", error, strlen(error));
+    if (description != NULL)
+        tsr_jbuf_kv_str(&b, "error_description", description, strlen(description));
+    tsr_jbuf_raw(&b, "}");
+    if (b.failed) {
+        static const char fallback[] = "{\"error\":\"server_error\"}";
+        return tsr_http_reply(r, 500, "application/json", fallback, sizeof fallback - 1);
+    }
+    r->no_store = 1;
+    rc = tsr_http_reply(r, status, "application/json", buf, b.len);
+    tsr_http_header(r, "Pragma", "no-cache");
+    if (status == 503)
+        tsr_http_header(r, "Retry-After", "1");
+    return rc;
+}
+
 int tsr_http_status_of(tsr_err e)
 {
     switch (e) {
+    case TSR_ERR_INVALID_GRANT:
+    case TSR_ERR_UNSUPPORTED_GRANT:
     case TSR_ERR_INVALID:
     case TSR_ERR_UNSUPPORTED:
     case TSR_ERR_WEAK_PASSWORD:
@@ -160,6 +210,7 @@ int tsr_http_status_of(tsr_err e)
     case TSR_ERR_NOT_FOUND:
         return 404;
     case TSR_ERR_EXISTS:
+    case TSR_ERR_CONFLICT:
     case TSR_ERR_USERNAME_TAKEN:
         return 409;
     case TSR_ERR_TOO_LARGE:
@@ -358,6 +409,123 @@ void tsr_http_json_wipe(tsr_http_req *r, const char *key)
         tsr_wipe((char *)(uintptr_t)json_string_value(v), json_string_length(v));
 }
 
+/* ---- JSON into a caller's buffer ---- */
+
+void tsr_jbuf_init(tsr_jbuf *b, char *p, size_t cap)
+{
+    b->p = p;
+    b->len = 0;
+    b->cap = cap;
+    b->failed = cap == 0;
+    if (cap > 0)
+        p[0] = '\0';
+}
+
+static void jbuf_put(tsr_jbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (n >= b->cap - b->len) { /* room for the NUL too */
+        b->failed = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void tsr_jbuf_raw(tsr_jbuf *b, const char *s)
+{
+    jbuf_put(b, s, strlen(s));
+}
+
+void tsr_jbuf_str(tsr_jbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+
+    jbuf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        size_t elen = 0;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            elen = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        if (elen == 0)
+            continue;
+        /* Flush the plain run before the escape. */
+        jbuf_put(b, s + run, i - run);
+        jbuf_put(b, esc, elen);
+        run = i + 1;
+    }
+    jbuf_put(b, s + run, n - run);
+    jbuf_put(b, "\"", 1);
+}
+
+void tsr_jbuf_int(tsr_jbuf *b, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+
+    if (n < 0 || (size_t)n >= sizeof num) {
+        b->failed = 1;
+        return;
+    }
+    jbuf_put(b, num, (size_t)n);
+}
+
+static void jbuf_key(tsr_jbuf *b, const char *key)
+{
+    if (b->len > 0 && b->p[b->len - 1] != '{' && b->p[b->len - 1] != '[')
+        jbuf_put(b, ",", 1);
+    tsr_jbuf_str(b, key, strlen(key));
+    jbuf_put(b, ":", 1);
+}
+
+void tsr_jbuf_kv_str(tsr_jbuf *b, const char *key, const char *s, size_t n)
+{
+    jbuf_key(b, key);
+    tsr_jbuf_str(b, s, n);
+}
+
+void tsr_jbuf_kv_int(tsr_jbuf *b, const char *key, int64_t v)
+{
+    jbuf_key(b, key);
+    tsr_jbuf_int(b, v);
+}
+
+void tsr_jbuf_roles(tsr_jbuf *b, const char *roles)
+{
+    const char *p = roles;
+    int first = 1;
+
+    jbuf_put(b, "[", 1);
+    while (p != NULL && *p != '\0') {
+        size_t n = strcspn(p, ",");
+        if (n > 0) {
+            if (!first)
+                jbuf_put(b, ",", 1);
+            tsr_jbuf_str(b, p, n);
+            first = 0;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    jbuf_put(b, "]", 1);
+}
+
 /* ---- views ---- */
 
 json_t *tsr_http_roles_json(const char *roles)
@@ -406,6 +574,19 @@ void tsr_http_rate_limited(tsr_http_req *r, int64_t secs)
     if (secs < 1)
         secs = 1;
     (void)tsr_http_problem(r, 429, "rate_limited", "too many failed attempts: retry later");
+    n = snprintf(v, sizeof v, "%lld", (long long)secs);
+    if (n > 0 && (size_t)n < sizeof v)
+        tsr_http_header(r, "Retry-After", v);
+}
+
+void tsr_http_oauth_rate_limited(tsr_http_req *r, int64_t secs)
+{
+    char v[24];
+    int n;
+
+    if (secs < 1)
+        secs = 1;
+    (void)tsr_http_oauth_error(r, 429, "rate_limited", "too many failed attempts: retry later");
     n = snprintf(v, sizeof v, "%lld", (long long)secs);
     if (n > 0 && (size_t)n < sizeof v)
         tsr_http_header(r, "Retry-After", v);

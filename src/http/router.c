@@ -20,6 +20,15 @@ static const tsr_http_route routes[] = {
     {"GET", "/v1/sessions", tsr_h_sessions_list, 0},
     {"DELETE", "/v1/sessions", tsr_h_sessions_delete, 0},
     {"DELETE", "/v1/sessions/{id}", tsr_h_session_delete, 0},
+    /* Token and hybrid mode. */
+    {"POST", "/v1/session/token", tsr_h_session_token, 0},
+    {"POST", "/v1/oauth/token", tsr_h_oauth_token, 0},
+    {"POST", "/v1/oauth/revoke", tsr_h_oauth_revoke, 0},
+    {"POST", "/v1/oauth/introspect", tsr_h_oauth_introspect, 0},
+    /* Keys and discovery. */
+    {"GET", "/.well-known/jwks.json", tsr_h_jwks, 0},
+    {"GET", "/.well-known/openid-configuration", tsr_h_openid_configuration, 0},
+    {"GET", "/.well-known/oauth-authorization-server", tsr_h_oauth_metadata, 0},
     /* Administration. */
     {"POST", "/v1/admin/users", tsr_h_admin_user_create, 0},
     {"GET", "/v1/admin/users", tsr_h_admin_user_list, 0},
@@ -27,6 +36,8 @@ static const tsr_http_route routes[] = {
     {"PATCH", "/v1/admin/users/{id}", tsr_h_admin_user_patch, 0},
     {"DELETE", "/v1/admin/users/{id}", tsr_h_admin_user_delete, 0},
     {"POST", "/v1/admin/users/{id}/revoke", tsr_h_admin_user_revoke, 0},
+    {"POST", "/v1/admin/keys/rotate", tsr_h_admin_keys_rotate, 0},
+    {"GET", "/v1/admin/keys", tsr_h_admin_keys_list, 0},
     /* Forward auth: reverse proxies send the original method (nginx auth_request). */
     {"GET", "/v1/verify", tsr_h_verify, TSR_ROUTE_ANY_METHOD},
     /* Operations. */

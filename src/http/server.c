@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/tokens.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
 
@@ -595,6 +596,14 @@ tsr_err tsr_http_server_start(const tsr_config *cfg, tsr_auth *auth, tsr_pool *p
     rc = setup_origins(srv, errbuf, errcap);
     if (rc != TSR_OK)
         goto out;
+    /* The token issuer is the public URL unless tokens.issuer says otherwise
+     * (auth keeps a configured one): set before the first request. */
+    rc = tsr_auth_set_default_issuer(auth, srv->public_url);
+    if (rc != TSR_OK) {
+        set_err(errbuf, errcap,
+                "server.public_url cannot be the token issuer (too long): set tokens.issuer");
+        goto out;
+    }
     if (srv->tls) {
         rc = read_pem(cfg->server.tls_cert, &srv->tls_cert_pem, &srv->tls_cert_len);
         if (rc != TSR_OK) {

@@ -9,6 +9,9 @@ would, and returns status, headers and the parsed body.
 The binary path comes from run.py (harness.BINARY) or the TESSERA_BIN env var.
 """
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -17,12 +20,14 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 BINARY = os.environ.get("TESSERA_BIN", "")
 
@@ -585,3 +590,373 @@ def metric_value(text, name_re, labels):
         if all(got.get(k) == v for k, v in labels.items()):
             total = (total or 0) + float(m.group(4))
     return total
+
+
+# ---------------------------------------------------------------------------
+# Token and hybrid mode (SPEC section 4): form posts, OAuth grants, JWT
+# helpers, the node `jose` interop peer and the server's own signing keys.
+# ---------------------------------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INTEROP_DIR = os.path.join(REPO, "tests", "e2e", "interop")
+E2E_NPM = os.path.join(REPO, "scripts", "e2e-npm")
+NODE = os.environ.get("TESSERA_E2E_NODE", shutil.which("node") or "/usr/bin/node")
+NODE_TIMEOUT = float(os.environ.get("TESSERA_E2E_NODE_TIMEOUT", "60"))
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def b64url(data):
+    """Unpadded base64url of bytes (or of a str's UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    """Lenient decoder for the tests' own reading (padding added back)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_parts(token):
+    """(header dict, claims dict) of a compact JWS, NOT verified."""
+    h, p, _ = token.split(".")
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(p))
+
+
+def jwt_compact(header, claims):
+    """The signing input 'b64(header).b64(claims)'. header and claims may be dicts
+    (serialised compactly) or raw JSON strings (sent byte for byte)."""
+    def enc(x):
+        return b64url(x if isinstance(x, (str, bytes)) else
+                      json.dumps(x, separators=(",", ":")))
+    return enc(header) + "." + enc(claims)
+
+
+def hs_sign(alg, secret, signing_input):
+    """HMAC signature (base64url) with Python's stdlib, for HS forgeries."""
+    h = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    return b64url(hmac.new(secret, signing_input.encode("ascii"), h).digest())
+
+
+def form_encode(fields):
+    """dict or [(k, v)] (repeats allowed) -> application/x-www-form-urlencoded."""
+    items = list(fields.items()) if isinstance(fields, dict) else list(fields)
+    return urllib.parse.urlencode(items)
+
+
+def _client_form(self, path, fields, **kw):
+    """POST an application/x-www-form-urlencoded body (RFC 6749 endpoints)."""
+    kw.setdefault("content_type", FORM)
+    return self.request("POST", path, raw=form_encode(fields), **kw)
+
+
+def _client_oauth(self, path, fields, as_json=False, **kw):
+    kw.setdefault("cookies", False)
+    if as_json:
+        return self.request("POST", path, body=dict(fields), **kw)
+    return self.form(path, fields, **kw)
+
+
+def _client_password_grant(self, username, password=PASSWORD, scope=None, as_json=False, **kw):
+    f = [("grant_type", "password"), ("username", username), ("password", password)]
+    if scope is not None:
+        f.append(("scope", scope))
+    return self.oauth("/v1/oauth/token", f, as_json=as_json, **kw)
+
+
+def _client_refresh_grant(self, refresh_token, as_json=False, **kw):
+    return self.oauth("/v1/oauth/token",
+                      [("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+                      as_json=as_json, **kw)
+
+
+def _client_oauth_revoke(self, token, hint=None, as_json=False, **kw):
+    f = [("token", token)]
+    if hint is not None:
+        f.append(("token_type_hint", hint))
+    return self.oauth("/v1/oauth/revoke", f, as_json=as_json, **kw)
+
+
+def _client_introspect(self, token, key=None, as_json=False, **kw):
+    """RFC 7662 with the admin key (key=None: the server's; key="": none)."""
+    key = self.server.admin_key if key is None else key
+    if key:
+        kw["bearer"] = key
+    return self.oauth("/v1/oauth/introspect", [("token", token)], as_json=as_json, **kw)
+
+
+def _client_session_token(self, **kw):
+    """POST /v1/session/token with this client's cookie and CSRF token."""
+    kw.setdefault("csrf", self.csrf)
+    return self.post("/v1/session/token", **kw)
+
+
+def _client_bearer_verify(self, token, query="", **kw):
+    """GET /v1/verify with only the bearer token (no cookie)."""
+    return self.get("/v1/verify" + query, bearer=token, cookies=False, **kw)
+
+
+Client.form = _client_form
+Client.oauth = _client_oauth
+Client.password_grant = _client_password_grant
+Client.refresh_grant = _client_refresh_grant
+Client.oauth_revoke = _client_oauth_revoke
+Client.introspect = _client_introspect
+Client.session_token = _client_session_token
+Client.bearer_verify = _client_bearer_verify
+
+
+def _tc_start_server(self, env=None, name=None):
+    """A further server with BASE_ENV plus env, started, logged and cleaned up
+    with the test."""
+    s = Server(env=env, name=name or ("%s.extra" % type(self).__name__))
+    self.track(s)
+    s.start()
+    return s
+
+
+def _tc_grant(self, username=None, password=PASSWORD, server=None, scope=None):
+    """Password grant for `username` (a new user when None). Returns
+    (username, grant body, claims of its access token)."""
+    if username is None:
+        username, _ = self.new_user(server, password)
+    r = self.client(server).password_grant(username, password, scope=scope)
+    self.assertStatus(r, 200, "password grant for %s" % username)
+    self.assertIsInstance(r.json, dict, r.describe())
+    return username, r.json, jwt_parts(r.json["access_token"])[1]
+
+
+def _tc_refresh(self, refresh_token, server=None, msg=None):
+    r = self.client(server).refresh_grant(refresh_token)
+    self.assertStatus(r, 200, msg or "refresh grant")
+    return r.json
+
+
+def _tc_assert_oauth_error(self, r, status, error, msg=None):
+    """RFC 6749 5.2: {"error": .., "error_description"?: ..} as application/json."""
+    self.assertStatus(r, status, msg)
+    ctype = (r.header("Content-Type") or "").split(";")[0].strip().lower()
+    self.assertEqual(ctype, "application/json",
+                     "OAuth errors are application/json (RFC 6749 5.2)%s\n%s"
+                     % (" (%s)" % msg if msg else "", r.describe()))
+    self.assertIsInstance(r.json, dict, r.describe())
+    errs = (error,) if isinstance(error, str) else tuple(error)
+    self.assertIn(r.json.get("error"), errs, "%s\n%s" % (msg or "", r.describe()))
+    if "error_description" in r.json:
+        self.assertIsInstance(r.json["error_description"], str, r.describe())
+    self.assertNotIn("access_token", r.json, r.describe())
+    self.assertNotIn("refresh_token", r.json, r.describe())
+
+
+def _tc_assert_bearer_ok(self, token, server=None, msg=None):
+    r = self.client(server).bearer_verify(token)
+    self.assertStatus(r, 200, msg or "bearer verify of a live token")
+    self.assertEqual(r.header("X-Auth-Method"), "bearer", r.describe())
+    return r
+
+
+def _tc_assert_bearer_refused(self, token, server=None, msg=None):
+    """401 with WWW-Authenticate: Bearer realm="tessera", error="invalid_token"."""
+    r = self.client(server).bearer_verify(token)
+    self.assertNot5xx(r, msg)
+    self.assertStatus(r, 401, msg or "bearer verify of a dead token")
+    www = r.header("WWW-Authenticate") or ""
+    self.assertTrue(www.lower().startswith("bearer "), "WWW-Authenticate %r\n%s"
+                    % (www, r.describe()))
+    self.assertIn('realm="tessera"', www, r.describe())
+    self.assertIn('error="invalid_token"', www, r.describe())
+    self.assertIsNone(r.header("X-Auth-Subject"), r.describe())
+    return r
+
+
+ServerTestCase.start_server = _tc_start_server
+ServerTestCase.grant = _tc_grant
+ServerTestCase.refresh = _tc_refresh
+ServerTestCase.assertOAuthError = _tc_assert_oauth_error
+ServerTestCase.assertBearerOk = _tc_assert_bearer_ok
+ServerTestCase.assertBearerRefused = _tc_assert_bearer_refused
+
+
+# ---- node `jose` (tests/e2e/interop) ----
+
+_interop_lock = threading.Lock()
+_interop_state = {"ready": False}
+
+
+class InteropError(AssertionError):
+    """The interop peer could not run: an AssertionError, so the test FAILS."""
+
+
+def ensure_interop():
+    """Makes sure tests/e2e/interop/node_modules is installed (runs
+    scripts/e2e-npm once per process when it is absent). Raises InteropError
+    when node or the packages cannot be had: such a test must fail, not skip."""
+    with _interop_lock:
+        if _interop_state["ready"]:
+            return
+        if not (NODE and os.path.isfile(NODE) and os.access(NODE, os.X_OK)):
+            raise InteropError("node not found (set TESSERA_E2E_NODE or install nodejs)")
+        if not os.path.isdir(os.path.join(INTEROP_DIR, "node_modules", "jose")):
+            p = subprocess.run([E2E_NPM], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=600)
+            if p.returncode != 0:
+                raise InteropError("scripts/e2e-npm failed (%d):\n%s"
+                                   % (p.returncode, p.stdout.decode("utf-8", "replace")))
+            if not os.path.isdir(os.path.join(INTEROP_DIR, "node_modules", "jose")):
+                raise InteropError("scripts/e2e-npm left no node_modules/jose in " + INTEROP_DIR)
+        _interop_state["ready"] = True
+
+
+def node_run(script, args=(), stdin=b""):
+    """Runs `node tests/e2e/interop/SCRIPT ARGS` -> CompletedProcess (text)."""
+    ensure_interop()
+    if isinstance(stdin, str):
+        stdin = stdin.encode("utf-8")
+    return subprocess.run([NODE, os.path.join(INTEROP_DIR, script)] + list(args),
+                          cwd=INTEROP_DIR, input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=NODE_TIMEOUT)
+
+
+def node_json(script, request):
+    """One JSON request to an interop script (sign.mjs) -> its JSON answer."""
+    p = node_run(script, stdin=json.dumps(request))
+    out = p.stdout.decode("utf-8", "replace").strip()
+    try:
+        ans = json.loads(out.splitlines()[-1]) if out else None
+    except ValueError:
+        ans = None
+    if p.returncode != 0 or not isinstance(ans, dict) or "error" in ans:
+        raise InteropError("node %s %s failed (%d): %s %s" % (
+            script, request.get("op"), p.returncode, out[-500:],
+            p.stderr.decode("utf-8", "replace")[-1500:]))
+    return ans
+
+
+def node_keygen(alg="ES256", kid=None):
+    """(private JWK, public JWK) of a fresh node `jose` key pair."""
+    ans = node_json("sign.mjs", {"op": "keygen", "alg": alg,
+                                 "kid": kid or "attacker-" + secrets.token_hex(6)})
+    return ans["private"], ans["public"]
+
+
+def node_sign_raw(items):
+    """[(private JWK, alg, signing input)] -> [base64url signature] (node crypto)."""
+    ans = node_json("sign.mjs", {"op": "sign", "items": [
+        {"jwk": jwk, "alg": alg, "input": inp} for jwk, alg, inp in items]})
+    return ans["sigs"]
+
+
+def node_sign_jwt(jwk, header, claims):
+    """A token made by node `jose`'s SignJWT."""
+    return node_json("sign.mjs", {"op": "jwt", "jwk": jwk, "header": header,
+                                  "claims": claims})["token"]
+
+
+def node_spki(jwk):
+    """{"pem", "der"} of a public JWK."""
+    return node_json("sign.mjs", {"op": "spki", "jwk": jwk})
+
+
+def node_verify(discovery_url, tokens, iss=None, aud=None):
+    """node `jose` verifies tokens from the discovery document alone.
+    Returns (exit code, [per-token result dicts], stderr)."""
+    args = [discovery_url]
+    if iss is not None:
+        args += ["--iss", iss]
+    if aud is not None:
+        args += ["--aud", aud]
+    p = node_run("verify.mjs", args, stdin="\n".join(tokens) + "\n")
+    results = []
+    for line in p.stdout.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                results.append(json.loads(line))
+            except ValueError:
+                results.append({"ok": False, "message": "unparsable line: " + line[:200]})
+    return p.returncode, results, p.stderr.decode("utf-8", "replace")
+
+
+# ---- the server's own signing keys (white box, read from its SQLite file) ----
+
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k", "oth")
+
+
+def server_private_jwks(server):
+    """Every private JWK stored in the server's SQLite database, as
+    [(kid, alg, jwk dict)]. White box: the store keeps private JWKs (SPEC:
+    keys live in the store) and the tests read them to sign tokens tessera
+    TRUSTS, so that each verification rule is shown to refuse a token whose
+    signature is good. Finds them without knowing the schema: any text column
+    holding a JSON object with "kty" and a private member; kid and alg come
+    from the JWK or from the row's other columns."""
+    uri = "file:%s?mode=ro" % urllib.parse.quote(server.db)
+    conn = sqlite3.connect(uri, uri=True, timeout=10)
+    found = []
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            try:
+                rows = conn.execute('SELECT * FROM "%s"' % t.replace('"', '""')).fetchall()
+            except sqlite3.Error:
+                continue
+            for row in rows:
+                texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                         for v in row]
+                texts = [v for v in texts if isinstance(v, str)]
+                for v in texts:
+                    if not v.lstrip().startswith("{"):
+                        continue
+                    try:
+                        j = json.loads(v)
+                    except ValueError:
+                        continue
+                    if not (isinstance(j, dict) and "kty" in j
+                            and any(m in j for m in _PRIVATE_MEMBERS)):
+                        continue
+                    j = dict(j)
+                    others = [o for o in texts if o is not v]
+                    if "alg" not in j:
+                        algs = [o for o in others if re.fullmatch(
+                            r"(HS|RS|PS|ES)(256|384|512)|EdDSA", o)]
+                        if algs:
+                            j["alg"] = algs[0]
+                    if "kid" not in j:
+                        kids = [o for o in others if 8 <= len(o) <= 128
+                                and re.fullmatch(r"[A-Za-z0-9_.-]+", o)
+                                and o != j.get("alg")]
+                        if kids:
+                            j["kid"] = kids[0]
+                    found.append((j.get("kid"), j.get("alg"), j))
+    finally:
+        conn.close()
+    return found
+
+
+def server_private_jwk(server, kid):
+    """The private JWK of `kid` from the server's store; AssertionError when it
+    cannot be found (the test then fails, it does not skip)."""
+    keys = server_private_jwks(server)
+    for k, _, jwk in keys:
+        if k == kid:
+            return jwk
+    raise AssertionError("private key %r not found in %s (found kids %r)"
+                         % (kid, server.db, [k for k, _, _ in keys]))
+
+
+def _tc_session_access(self, client, msg=None):
+    """POST /v1/session/token for a logged-in client -> its access token."""
+    r = client.session_token()
+    self.assertStatus(r, 200, msg or "POST /v1/session/token")
+    self.assertIsInstance(r.json, dict, r.describe())
+    self.assertIn("access_token", r.json, r.describe())
+    return r.json["access_token"]
+
+
+ServerTestCase.session_access = _tc_session_access
