@@ -675,6 +675,35 @@ static void second_context_catches_up_by_sync(void)
     fx_close(&f);
 }
 
+static void automatic_rotation_happens_when_due(void)
+{
+    fixture f;
+    tsr_auth_opts o = base_opts;
+    tsr_key_info before[TSR_KEYS_MAX], after[TSR_KEYS_MAX];
+    size_t nb = 0, na = 0;
+    const char *active_before = NULL, *active_after = NULL;
+
+    o.key_rotation = 3600;
+    CHECK(fx_open_opts(&f, &o));
+    CHECK(tsr_auth_keys_list(f.auth, before, TSR_KEYS_MAX, &nb) == TSR_OK);
+    /* Not yet due: nothing changes. */
+    CHECK(tsr_auth_sync(f.auth, f.now + 3599) == TSR_OK);
+    CHECK(tsr_auth_keys_list(f.auth, after, TSR_KEYS_MAX, &na) == TSR_OK);
+    CHECK(na == nb);
+    CHECK(tsr_auth_sync(f.auth, f.now + 3601) == TSR_OK);
+    CHECK(tsr_auth_keys_list(f.auth, after, TSR_KEYS_MAX, &na) == TSR_OK);
+    CHECK(na == nb + 1);
+    for (size_t i = 0; i < nb; i++)
+        if (strcmp(before[i].state, "active") == 0)
+            active_before = before[i].kid;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(after[i].state, "active") == 0)
+            active_after = after[i].kid;
+    CHECK(active_before != NULL && active_after != NULL &&
+          strcmp(active_before, active_after) != 0);
+    fx_close(&f);
+}
+
 int main(void)
 {
     if (tsr_crypto_init() != TSR_OK)
@@ -694,5 +723,6 @@ int main(void)
     TSR_RUN(cache_hits_still_honour_revocation);
     TSR_RUN(introspection_reports_live_tokens_only);
     TSR_RUN(second_context_catches_up_by_sync);
+    TSR_RUN(automatic_rotation_happens_when_due);
     return tsr_test_summary();
 }
