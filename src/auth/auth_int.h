@@ -44,6 +44,7 @@ struct tsr_auth {
     tsr_vcache *vcache;               /* NULL: cache off */
     pthread_mutex_t sync_mu;          /* one sync at a time; guards the fields below */
     int64_t revoked_seq;              /* last revocation row read */
+    atomic_uint_fast64_t revocations_read; /* rows taken into the set (for /metrics) */
     int64_t keys_checked_at, purged_at, revset_purged_at;
     pthread_t sync_thread;
     int sync_running;

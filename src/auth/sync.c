@@ -47,6 +47,7 @@ static tsr_err read_revocations(tsr_auth *a, int64_t now)
                 rc = TSR_OK;
             }
             a->revoked_seq = r->seq;
+            atomic_fetch_add_explicit(&a->revocations_read, 1, memory_order_relaxed);
         }
     } while (rc == TSR_OK && n == REVOCATION_PAGE);
     free(rows);
@@ -169,6 +170,11 @@ int tsr_auth_is_revoked(tsr_auth *a, const char *sid, const char *jti, int64_t n
         return 0;
     return (sid != NULL && tsr_revset_has(a->revset, TSR_REVOKE_SID, sid, strlen(sid), now)) ||
            (jti != NULL && tsr_revset_has(a->revset, TSR_REVOKE_JTI, jti, strlen(jti), now));
+}
+
+uint64_t tsr_auth_revocations_read(tsr_auth *a)
+{
+    return a != NULL ? atomic_load_explicit(&a->revocations_read, memory_order_relaxed) : 0;
 }
 
 size_t tsr_auth_revoked_count(tsr_auth *a)

@@ -134,9 +134,9 @@ TSR_MUST_CHECK tsr_err tsr_auth_access_for_session(tsr_auth *a, const tsr_sessio
 /* ---- revocation ---- */
 
 /* RFC 7009: a refresh token (current or spent) ends its family; an access token
- * of ours that verifies (even expired beyond nothing: an expired one is simply
- * ignored) gets its jti revoked until its exp. hint "access_token",
- * "refresh_token" or NULL only orders the attempts. Unknown tokens: TSR_OK. */
+ * of ours that verifies (an expired one is simply ignored) gets its jti revoked
+ * until its exp. hint is ignored: the two kinds cannot be confused (43 characters
+ * against a JWS). Unknown tokens: TSR_OK. */
 TSR_MUST_CHECK tsr_err tsr_auth_oauth_revoke(tsr_auth *a, const char *token, size_t len,
                                              const char *hint, int64_t now);
 
@@ -152,6 +152,11 @@ TSR_MUST_CHECK tsr_err tsr_auth_sync_start(tsr_auth *a);
 
 /* Nonzero when sid or jti (either may be NULL) is in the revoked set at now. */
 int tsr_auth_is_revoked(tsr_auth *a, const char *sid, const char *jti, int64_t now);
+
+/* Revocation rows this process has read since it started: sessions ended early
+ * and access tokens revoked, by any path, here or in another process on the same
+ * store (for /metrics). */
+uint64_t tsr_auth_revocations_read(tsr_auth *a);
 
 /* Entries in the revoked set (for /metrics). */
 size_t tsr_auth_revoked_count(tsr_auth *a);

@@ -207,8 +207,6 @@ void tsr_h_admin_user_patch(tsr_http_req *r)
         return;
     rc = tsr_auth_user_patch(r->srv->auth, r->param, roles_present ? roles : NULL,
                              disabled_present ? disabled : -1, (int64_t)time(NULL), &u, &revoked);
-    if (rc == TSR_OK)
-        tsr_metrics_revoked(revoked);
     reply_user(r, rc, &u);
     tsr_wipe(&u, sizeof u);
 }
@@ -229,7 +227,6 @@ void tsr_h_admin_user_revoke(tsr_http_req *r)
         (void)tsr_http_problem_err(r, rc, NULL);
         return;
     }
-    tsr_metrics_revoked(revoked);
     (void)tsr_http_reply_empty(r, 204);
 }
 

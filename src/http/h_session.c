@@ -76,10 +76,12 @@ static void login_work(tsr_http_req *r)
     }
     /* Fixation defence: the session this browser held before is ended. */
     cookie = tsr_http_cookie(r, &clen);
-    if (cookie != NULL &&
-        tsr_auth_session_resolve(a, cookie, clen, now, &old, NULL) == TSR_OK &&
-        tsr_auth_session_revoke(a, old.user_id, old.id) == TSR_OK)
-        tsr_metrics_revoked(1); /* auth writes the session_revoked audit line */
+    if (cookie != NULL && tsr_auth_session_resolve(a, cookie, clen, now, &old, NULL) == TSR_OK) {
+        rc = tsr_auth_session_revoke(a, old.user_id, old.id); /* auth writes the audit line */
+        if (rc != TSR_OK && rc != TSR_ERR_NOT_FOUND)
+            tsr_log(TSR_LOG_WARN, "the session replaced by a login could not be revoked",
+                    TSR_F_ERR(rc));
+    }
     rc = tsr_auth_session_create(a, &u, r->ip, ua, now, &cred);
     if (rc != TSR_OK) {
         (void)tsr_http_problem_err(r, rc, "the session could not be created");
@@ -152,8 +154,6 @@ void tsr_h_logout(tsr_http_req *r)
         (void)tsr_http_problem_err(r, rc, "the session could not be ended");
         return;
     }
-    if (rc == TSR_OK)
-        tsr_metrics_revoked(1);
     tsr_log_event(TSR_EV_LOGOUT, TSR_F_STR("user_id", s.user_id), TSR_F_STR("session_id", s.id),
                   TSR_F_STR("ip", r->ip));
     (void)tsr_http_reply_empty(r, 204);
@@ -260,7 +260,6 @@ void tsr_h_session_delete(tsr_http_req *r)
         (void)tsr_http_problem_err(r, rc, "the session could not be revoked");
         return;
     }
-    tsr_metrics_revoked(1);
     (void)tsr_http_reply_empty(r, 204);
     if (!s.bearer && strcmp(r->param, s.sid) == 0)
         tsr_http_clear_cookie(r);
@@ -279,6 +278,5 @@ void tsr_h_sessions_delete(tsr_http_req *r)
         (void)tsr_http_problem_err(r, rc, "the sessions could not be revoked");
         return;
     }
-    tsr_metrics_revoked(n);
     (void)tsr_http_reply_empty(r, 204);
 }

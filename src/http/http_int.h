@@ -356,7 +356,6 @@ void tsr_metrics_request(int route, int status, uint64_t ns);
 void tsr_metrics_verify(tsr_metric_cred c, tsr_metric_verify v);
 void tsr_metrics_token(tsr_metric_grant g);
 void tsr_metrics_login(tsr_metric_login v);
-void tsr_metrics_revoked(size_t n);
 void tsr_metrics_busy(void);   /* a job refused: hashing queue full */
 void tsr_metrics_store(int op, uint64_t ns);
 /* Prometheus text exposition into a heap string (free it). */

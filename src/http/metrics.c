@@ -37,7 +37,6 @@ static counter req_count[NROUTE];
 static counter verify_total[TSR_MC__COUNT][TSR_MV__COUNT];
 static counter token_total[TSR_MG__COUNT];
 static counter login_total[TSR_ML__COUNT];
-static counter revoked_total;
 static counter busy_total;
 static counter store_bucket[TSR_MS__COUNT][NBUCKET];
 static counter store_sum_ns[TSR_MS__COUNT];
@@ -107,11 +106,6 @@ void tsr_metrics_login(tsr_metric_login v)
 {
     if ((unsigned)v < TSR_ML__COUNT)
         bump(&login_total[v], 1);
-}
-
-void tsr_metrics_revoked(size_t n)
-{
-    bump(&revoked_total, n);
 }
 
 void tsr_metrics_busy(void)
@@ -294,10 +288,10 @@ tsr_err tsr_metrics_render(tsr_http_server *srv, char **out, size_t *len)
                 "tessera_token_cache_total{result=\"miss\"} %llu\n",
             (unsigned long long)hits, (unsigned long long)misses);
     }
-    put(&o, "# HELP tessera_revocations_total Sessions revoked (logout, revoke, password change, admin).\n"
+    put(&o, "# HELP tessera_revocations_total Sessions ended early and access tokens revoked, by every path (logout, revoke, refresh reuse, password change, admin, CLI, other instances), as read from the store's revocation log since start.\n"
             "# TYPE tessera_revocations_total counter\n"
             "tessera_revocations_total %llu\n",
-        (unsigned long long)get(&revoked_total));
+        (unsigned long long)tsr_auth_revocations_read(srv->auth));
     put(&o, "# HELP tessera_revoked_entries Revoked sid and jti values held in memory (until the tokens they match expire).\n"
             "# TYPE tessera_revoked_entries gauge\n"
             "tessera_revoked_entries %zu\n",

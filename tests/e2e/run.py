@@ -11,7 +11,8 @@ usage: run.py BINARY [-v|-q] [-k PATTERN ...] [TEST ...]
 Exit status 0 when every test passes, 1 otherwise, 2 on a usage error.
 Environment: TESSERA_E2E_KEEP=1 keeps every server's temp dir (DB and logs);
 TESSERA_E2E_START_TIMEOUT / _STOP_TIMEOUT / _HTTP_TIMEOUT (seconds) bound the
-waits on the server. Standard library only.
+waits on the server. Python's standard library only; the interop tests also
+run node with `jose` from tests/e2e/interop (installed by scripts/e2e-npm).
 """
 
 import os
