@@ -34,8 +34,8 @@
 #
 # Every process it needs it starts itself, on free ports, and stops by PID at the end
 # (also on error or Ctrl-C). Only one load generator runs at a time; servers not being
-# measured sit idle. Everything is bounded: about 4-5 minutes for parts 1-6, 11-12
-# minutes for parts 7-9 (36 contenders x 3 rounds of 5 s, warm-ups, ~1000 logins).
+# measured sit idle. Everything is bounded: about 5 minutes for parts 1-6, 12 minutes
+# for parts 7-9 (36 contenders x 3 rounds of 5 s, warm-ups, ~1000 revocations).
 #
 # Each verify figure is the median of ROUNDS rounds, the contenders taking turns round
 # by round, so that drift on a shared machine hits them all alike.
