@@ -184,6 +184,27 @@ static int refresh_decode(const char *tok, size_t len, uint8_t secret[REFRESH_SE
     return 1;
 }
 
+/* The family of a refresh token given as text, for revoke and introspection.
+ * *is_refresh is 0 when the text cannot be a refresh token (then it may be an
+ * access token) and nothing is looked up. The sealed successor is wiped. */
+static tsr_err refresh_find(tsr_auth *a, const char *tok, size_t len, tsr_session *s, tsr_user *u,
+                            tsr_refresh_match *m, int *is_refresh)
+{
+    uint8_t secret[REFRESH_SECRET_BYTES], hash[TSR_HASH_BYTES];
+    tsr_err rc;
+
+    *is_refresh = refresh_decode(tok, len, secret);
+    if (!*is_refresh)
+        return TSR_ERR_NOT_FOUND;
+    rc = tsr_sha256(secret, sizeof secret, hash);
+    tsr_wipe(secret, sizeof secret);
+    if (rc != TSR_OK)
+        return rc;
+    rc = tsr_store_refresh_lookup(a->store, hash, s, u, m);
+    tsr_wipe(m->sealed, sizeof m->sealed);
+    return rc;
+}
+
 /* The key that seals a successor: only the holder of the spent token has it. */
 static tsr_err seal_key(const uint8_t secret[REFRESH_SECRET_BYTES],
                         uint8_t key[TSR_SEAL_KEY_BYTES])
@@ -575,7 +596,7 @@ void tsr_auth_cache_stats(tsr_auth *a, uint64_t *hits, uint64_t *misses)
 tsr_err tsr_auth_oauth_revoke(tsr_auth *a, const char *token, size_t len, const char *hint,
                               int64_t now)
 {
-    uint8_t secret[REFRESH_SECRET_BYTES], hash[TSR_HASH_BYTES];
+    int is_refresh = 0;
     tsr_session s;
     tsr_user u;
     tsr_refresh_match m;
@@ -585,15 +606,8 @@ tsr_err tsr_auth_oauth_revoke(tsr_auth *a, const char *token, size_t len, const 
     (void)hint; /* the two kinds cannot be confused: 43 chars vs a JWS */
     if (a == NULL || token == NULL)
         return TSR_ERR_INVALID;
-    memset(&s, 0, sizeof s);
-    memset(&u, 0, sizeof u);
-    if (refresh_decode(token, len, secret)) {
-        rc = tsr_sha256(secret, sizeof secret, hash);
-        tsr_wipe(secret, sizeof secret);
-        if (rc != TSR_OK)
-            return rc;
-        rc = tsr_store_refresh_lookup(a->store, hash, &s, &u, &m);
-        tsr_wipe(&m, sizeof m);
+    rc = refresh_find(a, token, len, &s, &u, &m, &is_refresh);
+    if (is_refresh) {
         if (rc == TSR_ERR_NOT_FOUND)
             return TSR_OK;
         if (rc != TSR_OK)
@@ -624,7 +638,7 @@ tsr_err tsr_auth_oauth_revoke(tsr_auth *a, const char *token, size_t len, const 
 tsr_err tsr_auth_introspect(tsr_auth *a, const char *token, size_t len, int64_t now,
                             tsr_token_info *out)
 {
-    uint8_t secret[REFRESH_SECRET_BYTES], hash[TSR_HASH_BYTES];
+    int is_refresh = 0;
     tsr_session s;
     tsr_user u;
     tsr_refresh_match m;
@@ -636,17 +650,12 @@ tsr_err tsr_auth_introspect(tsr_auth *a, const char *token, size_t len, int64_t 
     memset(out, 0, sizeof *out);
     if (a == NULL || token == NULL)
         return TSR_ERR_INVALID;
-    if (refresh_decode(token, len, secret)) {
-        rc = tsr_sha256(secret, sizeof secret, hash);
-        tsr_wipe(secret, sizeof secret);
-        if (rc != TSR_OK)
-            return rc;
-        rc = tsr_store_refresh_lookup(a->store, hash, &s, &u, &m);
+    rc = refresh_find(a, token, len, &s, &u, &m, &is_refresh);
+    if (is_refresh) {
         if (rc == TSR_ERR_NOT_FOUND)
             return TSR_OK;
         if (rc != TSR_OK)
             return rc;
-        tsr_wipe(m.sealed, sizeof m.sealed);
         if (!m.spent && family_live(&s, &u, now)) {
             out->active = 1;
             out->token_type = "refresh_token";

@@ -1,11 +1,11 @@
 /* cmd_serve.c: `tessera serve`: loads the config, opens the store, sets up
  * the admin key (printing a generated one once), starts the hashing pool and
- * the HTTP server, purges expired sessions every minute, and on SIGTERM or
+ * the signing keys and the revoked set (auth's sync thread then keeps them
+ * current and purges expired rows), the HTTP server, and on SIGTERM or
  * SIGINT stops gracefully: no new connections, in-flight requests finish,
  * then the pool, the auth context and the store are closed in that order. */
 #include "cli/cli.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,6 @@
 #include "http/http.h"
 #include "store/store.h"
 
-#define PURGE_INTERVAL 60          /* seconds between purges of expired sessions */
 #define HASH_QUEUE_PER_THREAD 32   /* waiting hash jobs per hashing thread */
 #define HASH_QUEUE_MIN 32
 
@@ -57,29 +56,16 @@ static int block_signals(sigset_t *set)
     return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
 }
 
-static void purge(tsr_store *store)
-{
-    size_t purged = 0;
-    tsr_err rc = tsr_store_purge_expired(store, (int64_t)time(NULL), &purged);
-
-    if (rc != TSR_OK)
-        tsr_log(TSR_LOG_WARN, "purge of expired sessions failed", TSR_F_ERR(rc));
-    else if (purged > 0)
-        tsr_log(TSR_LOG_INFO, "expired sessions purged", TSR_F_INT("count", purged));
-}
-
-/* Waits for SIGTERM/SIGINT, purging every PURGE_INTERVAL seconds meanwhile. */
-static int wait_for_stop(const sigset_t *set, tsr_store *store)
+/* Waits for SIGTERM or SIGINT. Purges and syncs run on auth's sync thread. */
+static int wait_for_stop(const sigset_t *set)
 {
     for (;;) {
-        struct timespec ts = {PURGE_INTERVAL, 0};
-        int sig = sigtimedwait(set, NULL, &ts);
+        int sig = 0;
+        int rc = sigwait(set, &sig);
+        if (rc != 0)
+            return -1;
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
-        if (sig < 0 && errno == EAGAIN)
-            purge(store);
-        else if (sig < 0 && errno != EINTR)
-            return -1;
     }
 }
 
@@ -194,8 +180,7 @@ int tsr_cli_serve(int argc, char **argv)
         tsr_cli_error("%s", errbuf[0] != '\0' ? errbuf : tsr_err_text(rc));
         goto out;
     }
-    purge(store);
-    sig = wait_for_stop(&set, store);
+    sig = wait_for_stop(&set);
     tsr_log(TSR_LOG_INFO, "shutting down", TSR_F_STR("signal", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "error"));
     tsr_http_server_stop(srv, TSR_HTTP_GRACE_SECONDS);
     srv = NULL;
