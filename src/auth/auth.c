@@ -371,12 +371,25 @@ tsr_err tsr_auth_admin_key_init(tsr_auth *a, const char *configured,
             rc = tsr_sha256_hex(key, strlen(key), hex);
             if (rc != TSR_OK)
                 goto out;
-            rc = tsr_store_meta_set(a->store, TSR_ADMIN_KEY_META, hex);
-            if (rc != TSR_OK)
+            /* Insert, never overwrite: of several instances starting on one new
+             * store at once, only the first prints a key; the others use its hash. */
+            rc = tsr_store_meta_insert(a->store, TSR_ADMIN_KEY_META, hex);
+            if (rc == TSR_ERR_EXISTS) {
+                rc = tsr_store_meta_get(a->store, TSR_ADMIN_KEY_META, stored, sizeof stored);
+                if (rc != TSR_OK)
+                    goto out;
+                if (!is_hex64(stored)) {
+                    rc = TSR_ERR_INTERNAL;
+                    goto out;
+                }
+                memcpy(hex, stored, sizeof hex);
+            } else if (rc != TSR_OK) {
                 goto out;
-            memcpy(generated, key, sizeof key);
-            *was_generated = 1;
-            tsr_log_event0(TSR_EV_ADMIN_KEY_GENERATED);
+            } else {
+                memcpy(generated, key, sizeof key);
+                *was_generated = 1;
+                tsr_log_event0(TSR_EV_ADMIN_KEY_GENERATED);
+            }
         } else {
             goto out;
         }

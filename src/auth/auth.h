@@ -28,6 +28,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "crypto/crypto.h"
+#include "store/redis.h"
 #include "store/store.h"
 
 #define TSR_SESSION_SECRET_BYTES 32
@@ -277,5 +278,25 @@ TSR_MUST_CHECK tsr_err tsr_auth_admin_key_init(tsr_auth *a, const char *configur
 /* CT: TSR_OK when the presented key hashes to the admin key's hash, else
  * TSR_ERR_UNAUTHENTICATED (also before admin_key_init, or for an empty key). */
 TSR_MUST_CHECK tsr_err tsr_auth_admin_key_verify(tsr_auth *a, const char *key, size_t n);
+
+/* ---- scale-out: Redis (cache.url = redis://...) ----
+ * Attaches a Redis client (borrowed: free it with tsr_redis_free BEFORE
+ * tsr_auth_free, which stops its subscriber thread, whose callbacks use a). Call
+ * once at start-up, before serving: it replaces the rate-limiter salt by one
+ * shared by every instance (kept in the store's meta table), subscribes to the
+ * revocation channel, and from then on publishes this process's revocations,
+ * answers cookie and stateful look-ups from Redis when it can, and keeps login
+ * buckets in Redis. See hot.c for the failure rules. TSR_ERR_INVALID when one is
+ * attached already; a store error when the salt cannot be read or written. */
+TSR_MUST_CHECK tsr_err tsr_auth_attach_redis(tsr_auth *a, tsr_redis *r);
+
+typedef struct tsr_auth_hot_stats {
+    int attached;               /* a Redis client is attached */
+    int redis_up;               /* its commands are not backing off */
+    int subscribed;             /* the revocation feed is live */
+    uint64_t session_hits, session_misses; /* session cache look-ups */
+    uint64_t published, received;          /* revocation messages */
+} tsr_auth_hot_stats;
+void tsr_auth_hot_stats_get(tsr_auth *a, tsr_auth_hot_stats *out /* OUT */);
 
 #endif

@@ -11,6 +11,21 @@
 
 #define TSR_RATE_KEY_BYTES 32
 
+/* Redis side (hot.c). */
+#define TSR_HOT_CHANNEL "tsr:revocations" /* pub/sub channel of revocations */
+#define TSR_HOT_TTL 60                    /* seconds a cached session may live */
+#define TSR_HOT_RECORD_MAX 1400           /* a cached session + user record */
+#define TSR_HOT_PENDING_MAX 1024          /* revocations read, not yet published */
+#define TSR_HOT_PENDING_AGE 2             /* seconds a read row waits to be published */
+#define TSR_HOT_USER_SESSIONS_MAX 1024    /* sessions of one user forgotten at once */
+
+typedef struct tsr_hot_pending {
+    tsr_revocation_kind kind;
+    int64_t until;                        /* when the revoked set may forget it */
+    int64_t read_at;
+    char value[TSR_ID_MAX + 1];
+} tsr_hot_pending;
+
 typedef struct tsr_rate tsr_rate;
 typedef struct tsr_revset tsr_revset;
 typedef struct tsr_vcache tsr_vcache;
@@ -51,6 +66,14 @@ struct tsr_auth {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int stop;
+    /* Coalesced syncs: numbers of the last sync begun and the last one finished. */
+    atomic_uint_fast64_t sync_begun, sync_done;
+    /* Redis (hot.c); all NULL/0 with cache.url = memory. */
+    tsr_redis *redis;                 /* borrowed */
+    atomic_int feed_live;             /* subscription confirmed and caught up */
+    tsr_hot_pending *pending;         /* under sync_mu */
+    size_t npending;
+    atomic_uint_fast64_t hot_hits, hot_misses, hot_published, hot_received;
 };
 
 /* Token-mode setup and teardown inside tsr_auth_new / tsr_auth_free (tokens.c). */
@@ -64,6 +87,45 @@ void tsr_keyring_free(tsr_keyring *k);
 
 /* Reads new revocation rows into the set (sync.c). Call with sync_mu NOT held. */
 TSR_MUST_CHECK tsr_err tsr_auth_sync_revocations(tsr_auth *a, int64_t now);
+
+/* Before a bearer check: when Redis is attached but its revocation feed is not
+ * live, makes sure a store sync that BEGAN after this call has finished (joining
+ * one in flight or running one), so no revocation committed before the request
+ * arrived is missed. A no-op otherwise. TSR_ERR_UNAVAILABLE when the store
+ * cannot be read (callers deny). */
+TSR_MUST_CHECK tsr_err tsr_auth_revocations_fresh(tsr_auth *a, int64_t now);
+
+/* ---- hot.c: Redis ---- */
+/* Nonzero when Redis is attached and its revocation feed live: only then is the
+ * session cache used. */
+int tsr_auth_hot_live(tsr_auth *a);
+/* A cached cookie session by its secret's hash: 1 and s, u filled (secret_hash
+ * set) when present and its sid not revoked; 0 otherwise (read the store). */
+int tsr_auth_hot_session_get(tsr_auth *a, const uint8_t hash[TSR_HASH_BYTES], int64_t now,
+                             tsr_session *s /* OUT */, tsr_user *u /* OUT */);
+void tsr_auth_hot_session_put(tsr_auth *a, const uint8_t hash[TSR_HASH_BYTES],
+                              const tsr_session *s, const tsr_user *u, int64_t now);
+/* The same by sid, for stateful bearer checks. */
+int tsr_auth_hot_sid_get(tsr_auth *a, const char *sid, int64_t now, tsr_session *s /* OUT */,
+                         tsr_user *u /* OUT */);
+void tsr_auth_hot_sid_put(tsr_auth *a, const tsr_session *s, const tsr_user *u, int64_t now);
+/* Deletes the cache entries of every live session of the user (after a change of
+ * the user's roles, which ends no session). */
+void tsr_auth_hot_forget_user(tsr_auth *a, const char *user_id, int64_t now);
+/* With sync_mu held: remembers a revocation row just read; drops remembered rows
+ * older than TSR_HOT_PENDING_AGE; publishes the remembered rows (and deletes the
+ * cache entries of their sids), after a change made by this process. */
+void tsr_auth_hot_note(tsr_auth *a, const tsr_revocation *r, int64_t until, int64_t now);
+void tsr_auth_hot_expire_pending(tsr_auth *a, int64_t now);
+void tsr_auth_hot_publish_pending(tsr_auth *a);
+/* The login buckets in Redis: as tsr_rate_check / tsr_rate_fail (ok 0) or
+ * tsr_rate_clear (ok 1). TSR_ERR_UNAVAILABLE when Redis fails (use the local
+ * limiter). */
+TSR_MUST_CHECK tsr_err tsr_auth_hot_rate_check(tsr_auth *a, const uint8_t key[TSR_RATE_KEY_BYTES],
+                                               int64_t now, int64_t *retry_after /* OUT */);
+TSR_MUST_CHECK tsr_err tsr_auth_hot_rate_record(tsr_auth *a,
+                                                const uint8_t key[TSR_RATE_KEY_BYTES], int ok,
+                                                int64_t now);
 
 /* After a store call that may have ended sessions: pulls the new revocation rows
  * at once, so this process refuses their tokens before the caller answers. A

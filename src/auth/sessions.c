@@ -182,6 +182,7 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
     uint8_t hash[TSR_SHA256_BYTES];
     tsr_session ss;
     tsr_user uu;
+    int cached = 0;
 
     memset(secret, 0, sizeof secret);
     memset(hash, 0, sizeof hash);
@@ -204,13 +205,16 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
         goto out;
     /* The store finds the session by the hash (no secret is ever compared), and
      * its user in the same statement: one read transaction per cookie. */
-    rc = tsr_store_session_resolve(a->store, hash, &ss, &uu);
-    if (rc == TSR_ERR_NOT_FOUND) {
-        rc = TSR_ERR_UNAUTHENTICATED;
-        goto out;
+    cached = tsr_auth_hot_session_get(a, hash, now, &ss, &uu);
+    if (!cached) {
+        rc = tsr_store_session_resolve(a->store, hash, &ss, &uu);
+        if (rc == TSR_ERR_NOT_FOUND) {
+            rc = TSR_ERR_UNAUTHENTICATED;
+            goto out;
+        }
+        if (rc != TSR_OK)
+            goto out;
     }
-    if (rc != TSR_OK)
-        goto out;
     if (ss.kind != TSR_SESSION_COOKIE || now >= ss.expires_at || now >= ss.idle_expires_at) {
         rc = TSR_ERR_UNAUTHENTICATED;
         goto out;
@@ -231,6 +235,7 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
         if (rt == TSR_OK) {
             ss.last_seen_at = now;
             ss.idle_expires_at = idle;
+            cached = 0; /* refresh the cached copy below */
         } else if (rt == TSR_ERR_NOT_FOUND) {
             rc = TSR_ERR_UNAUTHENTICATED; /* revoked in the meantime */
             goto out;
@@ -239,6 +244,8 @@ tsr_err tsr_auth_session_resolve(tsr_auth *a, const char *cookie, size_t n, int6
                     TSR_F_ERR(rt));
         }
     }
+    if (!cached)
+        tsr_auth_hot_session_put(a, hash, &ss, &uu, now);
     *s = ss;
     if (u != NULL)
         *u = uu;

@@ -28,6 +28,8 @@ static tsr_err read_revocations(tsr_auth *a, int64_t now)
     tsr_err rc = TSR_OK;
     size_t n;
 
+    uint64_t mine = atomic_fetch_add_explicit(&a->sync_begun, 1, memory_order_acq_rel) + 1;
+
     if (rows == NULL)
         return TSR_ERR_NOMEM;
     do {
@@ -45,12 +47,15 @@ static tsr_err read_revocations(tsr_auth *a, int64_t now)
                 if (rc != TSR_OK && rc != TSR_ERR_INVALID)
                     break;
                 rc = TSR_OK;
+                tsr_auth_hot_note(a, r, until, now);
             }
             a->revoked_seq = r->seq;
             atomic_fetch_add_explicit(&a->revocations_read, 1, memory_order_relaxed);
         }
     } while (rc == TSR_OK && n == REVOCATION_PAGE);
     free(rows);
+    if (rc == TSR_OK)
+        atomic_store_explicit(&a->sync_done, mine, memory_order_release);
     return rc;
 }
 
@@ -64,9 +69,32 @@ tsr_err tsr_auth_sync_revocations(tsr_auth *a, int64_t now)
     return rc;
 }
 
+tsr_err tsr_auth_revocations_fresh(tsr_auth *a, int64_t now)
+{
+    uint64_t arrived;
+    tsr_err rc = TSR_OK;
+
+    if (a->redis == NULL || atomic_load_explicit(&a->feed_live, memory_order_acquire))
+        return TSR_OK;
+    arrived = atomic_load_explicit(&a->sync_begun, memory_order_acquire);
+    pthread_mutex_lock(&a->sync_mu);
+    /* A sync numbered above `arrived` began after this request did; if one has
+     * finished, everything committed before the request is in the set. */
+    if (atomic_load_explicit(&a->sync_done, memory_order_acquire) <= arrived)
+        rc = read_revocations(a, now);
+    pthread_mutex_unlock(&a->sync_mu);
+    return rc == TSR_OK ? TSR_OK : TSR_ERR_UNAVAILABLE;
+}
+
 void tsr_auth_revocations_changed(tsr_auth *a)
 {
-    tsr_err rc = tsr_auth_sync_revocations(a, (int64_t)time(NULL));
+    tsr_err rc;
+
+    pthread_mutex_lock(&a->sync_mu);
+    rc = read_revocations(a, (int64_t)time(NULL));
+    /* Tell the other instances (and drop their cached sessions) before answering. */
+    tsr_auth_hot_publish_pending(a);
+    pthread_mutex_unlock(&a->sync_mu);
     if (rc != TSR_OK)
         tsr_log(TSR_LOG_WARN, "revocation sync failed; the background sync retries",
                 TSR_F_ERR(rc));
@@ -95,6 +123,7 @@ tsr_err tsr_auth_sync(tsr_auth *a, int64_t now)
         return TSR_ERR_INVALID;
     pthread_mutex_lock(&a->sync_mu);
     rc = read_revocations(a, now);
+    tsr_auth_hot_expire_pending(a, now);
     if (now - a->revset_purged_at >= KEYS_CHECK_INTERVAL) {
         (void)tsr_revset_purge(a->revset, now);
         a->revset_purged_at = now;
@@ -235,6 +264,8 @@ void tsr_auth_tokens_fini(tsr_auth *a)
     }
     tsr_keyring_free(a->keys);
     a->keys = NULL;
+    free(a->pending);
+    a->pending = NULL;
     tsr_vcache_free(a->vcache);
     tsr_revset_free(a->revset);
     pthread_cond_destroy(&a->stop_cv);

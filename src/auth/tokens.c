@@ -521,18 +521,25 @@ static tsr_err check_store(tsr_auth *a, tsr_bearer *b, int64_t now)
     tsr_user u;
     tsr_err rc;
 
-    rc = tsr_store_session_get(a->store, b->sid, &s);
-    if (rc == TSR_ERR_NOT_FOUND)
+    if (!tsr_auth_hot_sid_get(a, b->sid, now, &s, &u)) {
+        rc = tsr_store_session_get(a->store, b->sid, &s);
+        if (rc == TSR_ERR_NOT_FOUND)
+            return TSR_ERR_TOKEN_REVOKED;
+        if (rc != TSR_OK)
+            return TSR_ERR_UNAVAILABLE;
+        if (strcmp(s.user_id, b->sub) != 0 || s.expires_at <= now || s.idle_expires_at <= now)
+            return TSR_ERR_TOKEN_REVOKED;
+        rc = tsr_store_user_get(a->store, s.user_id, &u);
+        if (rc == TSR_ERR_NOT_FOUND)
+            return TSR_ERR_TOKEN_REVOKED;
+        if (rc != TSR_OK)
+            return TSR_ERR_UNAVAILABLE;
+        tsr_auth_hot_sid_put(a, &s, &u, now);
+    }
+    if (strcmp(s.user_id, b->sub) != 0 || s.expires_at <= now || s.idle_expires_at <= now) {
+        tsr_wipe(&u, sizeof u);
         return TSR_ERR_TOKEN_REVOKED;
-    if (rc != TSR_OK)
-        return rc == TSR_ERR_UNAVAILABLE ? rc : TSR_ERR_UNAVAILABLE;
-    if (strcmp(s.user_id, b->sub) != 0 || s.expires_at <= now || s.idle_expires_at <= now)
-        return TSR_ERR_TOKEN_REVOKED;
-    rc = tsr_store_user_get(a->store, s.user_id, &u);
-    if (rc == TSR_ERR_NOT_FOUND)
-        return TSR_ERR_TOKEN_REVOKED;
-    if (rc != TSR_OK)
-        return TSR_ERR_UNAVAILABLE;
+    }
     rc = u.disabled ? TSR_ERR_TOKEN_REVOKED : TSR_OK;
     if (rc == TSR_OK && (!copy_str(b->roles, sizeof b->roles, u.roles) ||
                          !copy_str(b->username, sizeof b->username, u.username)))
@@ -571,7 +578,10 @@ tsr_err tsr_auth_bearer_verify(tsr_auth *a, const char *token, size_t len, tsr_v
             tsr_vcache_put(a->vcache, key, out);
     }
     rc = TSR_OK;
-    if (mode != TSR_VERIFY_STATELESS && tsr_auth_is_revoked(a, out->sid, out->jti, now))
+    if (mode != TSR_VERIFY_STATELESS)
+        rc = tsr_auth_revocations_fresh(a, now);
+    if (rc == TSR_OK && mode != TSR_VERIFY_STATELESS &&
+        tsr_auth_is_revoked(a, out->sid, out->jti, now))
         rc = TSR_ERR_TOKEN_REVOKED;
     if (rc == TSR_OK && mode == TSR_VERIFY_STATEFUL)
         rc = check_store(a, out, now);

@@ -153,6 +153,30 @@ out:
     return rc;
 }
 
+/* One bucket: Redis's when it answers (shared by every instance), else ours. */
+static tsr_err rate_check(tsr_auth *a, const uint8_t key[TSR_RATE_KEY_BYTES], int64_t now,
+                          int64_t *retry_after)
+{
+    if (a->redis != NULL) {
+        tsr_err rc = tsr_auth_hot_rate_check(a, key, now, retry_after);
+        if (rc == TSR_OK || rc == TSR_ERR_RATE_LIMITED)
+            return rc;
+    }
+    return tsr_rate_check(a->rate, key, a->opts.login_max_failures, a->opts.login_window, now,
+                          retry_after);
+}
+
+/* Records in both: the local buckets take over should Redis fail later. */
+static void rate_record(tsr_auth *a, const uint8_t key[TSR_RATE_KEY_BYTES], int ok, int64_t now)
+{
+    if (ok)
+        tsr_rate_clear(a->rate, key);
+    else
+        tsr_rate_fail(a->rate, key, a->opts.login_max_failures, a->opts.login_window, now);
+    if (a->redis != NULL && tsr_auth_hot_rate_record(a, key, ok, now) != TSR_OK)
+        tsr_log(TSR_LOG_DEBUG, "shared login bucket not updated; the local one was");
+}
+
 tsr_err tsr_auth_login_check(tsr_auth *a, const char *username, size_t ulen, const char *ip,
                              int64_t now, int64_t *retry_after)
 {
@@ -167,15 +191,13 @@ tsr_err tsr_auth_login_check(tsr_auth *a, const char *username, size_t ulen, con
     rc = tsr_auth_rate_key_user(a, username, ulen, key);
     if (rc != TSR_OK)
         goto out;
-    tsr_err ru = tsr_rate_check(a->rate, key, a->opts.login_max_failures, a->opts.login_window,
-                                now, &ra_user);
+    tsr_err ru = rate_check(a, key, now, &ra_user);
     tsr_err ri = TSR_OK;
     if (ip != NULL && ip[0] != '\0') {
         rc = tsr_auth_rate_key_ip(a, ip, key);
         if (rc != TSR_OK)
             goto out;
-        ri = tsr_rate_check(a->rate, key, a->opts.login_max_failures, a->opts.login_window,
-                            now, &ra_ip);
+        ri = rate_check(a, key, now, &ra_ip);
     }
     if (ru != TSR_OK || ri != TSR_OK) {
         if (retry_after != NULL)
@@ -196,16 +218,12 @@ void tsr_auth_login_record(tsr_auth *a, const char *username, size_t ulen, const
 
     if (a == NULL)
         return;
-    if (tsr_auth_rate_key_user(a, username, ulen, key) == TSR_OK) {
-        if (ok)
-            tsr_rate_clear(a->rate, key);
-        else
-            tsr_rate_fail(a->rate, key, a->opts.login_max_failures, a->opts.login_window, now);
-    }
+    if (tsr_auth_rate_key_user(a, username, ulen, key) == TSR_OK)
+        rate_record(a, key, ok, now);
     /* A success does not clear the IP's bucket: one valid account must not
      * reset the limit on guessing the others. */
     if (!ok && ip != NULL && ip[0] != '\0' && tsr_auth_rate_key_ip(a, ip, key) == TSR_OK)
-        tsr_rate_fail(a->rate, key, a->opts.login_max_failures, a->opts.login_window, now);
+        rate_record(a, key, 0, now);
     tsr_wipe(key, sizeof key);
 }
 
@@ -394,8 +412,11 @@ tsr_err tsr_auth_user_patch(tsr_auth *a, const char *id, const char *roles, int 
                       TSR_F_INT("sessions_revoked", nrev));
     else if (disabled == 0 && was_disabled)
         tsr_log_event(TSR_EV_USER_ENABLED, TSR_F_STR("user_id", u.id));
-    if (roles != NULL)
+    if (roles != NULL) {
+        /* No session ends, but cached copies carry the old roles. */
+        tsr_auth_hot_forget_user(a, u.id, now);
         tsr_log_event(TSR_EV_USER_UPDATED, TSR_F_STR("user_id", u.id), TSR_F_STR("roles", u.roles));
+    }
     if (revoked != NULL)
         *revoked = nrev;
     if (out != NULL)

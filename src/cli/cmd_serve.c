@@ -82,6 +82,7 @@ int tsr_cli_serve(int argc, char **argv)
     tsr_auth_opts opts;
     tsr_pool *pool = NULL;
     tsr_http_server *srv = NULL;
+    tsr_redis *redis = NULL;
     sigset_t set;
     size_t hash_threads;
     int sig;
@@ -118,7 +119,17 @@ int tsr_cli_serve(int argc, char **argv)
         goto out;
     }
 
-    rc = tsr_store_open(cfg.store.url, &inner);
+    hash_threads = cfg.server.threads / 2 > 0 ? cfg.server.threads / 2 : 1;
+    if (strcmp(cfg.cache.url, "memory") != 0) {
+        rc = tsr_redis_new(cfg.cache.url, cfg.server.threads + hash_threads + 4, &redis);
+        if (rc != TSR_OK) {
+            tsr_cli_error("cache.url must be \"memory\" or redis://HOST:PORT/DB");
+            goto out;
+        }
+    }
+    /* Connections: one per request and hashing thread, and a few for the sync and
+     * subscriber threads; PostgreSQL's max_connections is shared by every instance. */
+    rc = tsr_store_open_pool(cfg.store.url, cfg.server.threads + hash_threads + 4, &inner);
     if (rc != TSR_OK) {
         tsr_cli_error("cannot open the store named by store.url: %s", tsr_err_text(rc));
         goto out;
@@ -154,6 +165,13 @@ int tsr_cli_serve(int argc, char **argv)
         tsr_cli_error("cannot load or create the signing keys: %s", tsr_err_text(rc));
         goto out;
     }
+    if (redis != NULL) {
+        /* Redis may be down now: the feed comes up when it does (bearer checks read
+         * the store meanwhile). */
+        rc = tsr_auth_attach_redis(auth, redis);
+        if (rc != TSR_OK)
+            goto fail_rc;
+    }
     /* The revoked set is complete before the first request is answered. */
     rc = tsr_auth_sync(auth, (int64_t)time(NULL));
     if (rc != TSR_OK)
@@ -167,7 +185,6 @@ int tsr_cli_serve(int argc, char **argv)
         tsr_wipe(cfg.admin.key, strlen(cfg.admin.key));
     (void)unsetenv("TESSERA_ADMIN_KEY");
 
-    hash_threads = cfg.server.threads / 2 > 0 ? cfg.server.threads / 2 : 1;
     rc = tsr_pool_new(hash_threads,
                       hash_threads * HASH_QUEUE_PER_THREAD > HASH_QUEUE_MIN
                           ? hash_threads * HASH_QUEUE_PER_THREAD
@@ -192,6 +209,7 @@ out:
     tsr_wipe(generated, sizeof generated);
     tsr_http_server_stop(srv, 0);
     tsr_pool_free(pool);
+    tsr_redis_free(redis); /* first: its subscriber thread calls into auth */
     tsr_auth_free(auth);
     tsr_store_close(store);
     tsr_store_close(inner);

@@ -296,6 +296,28 @@ tsr_err tsr_metrics_render(tsr_http_server *srv, char **out, size_t *len)
             "# TYPE tessera_revoked_entries gauge\n"
             "tessera_revoked_entries %zu\n",
         tsr_auth_revoked_count(srv->auth));
+    {
+        tsr_auth_hot_stats hs;
+        tsr_auth_hot_stats_get(srv->auth, &hs);
+        if (hs.attached)
+            put(&o, "# HELP tessera_redis_up Whether Redis commands are working (not backing off after a failure).\n"
+                    "# TYPE tessera_redis_up gauge\n"
+                    "tessera_redis_up %d\n"
+                    "# HELP tessera_revocation_subscribed Whether the Redis revocation feed is live; while 0, bearer checks read the store's revocation log first.\n"
+                    "# TYPE tessera_revocation_subscribed gauge\n"
+                    "tessera_revocation_subscribed %d\n"
+                    "# HELP tessera_session_cache_total Session look-ups (cookie and stateful bearer) answered by the Redis cache, by result.\n"
+                    "# TYPE tessera_session_cache_total counter\n"
+                    "tessera_session_cache_total{result=\"hit\"} %llu\n"
+                    "tessera_session_cache_total{result=\"miss\"} %llu\n"
+                    "# HELP tessera_revocation_messages_total Revocation messages on the Redis channel, by direction.\n"
+                    "# TYPE tessera_revocation_messages_total counter\n"
+                    "tessera_revocation_messages_total{direction=\"published\"} %llu\n"
+                    "tessera_revocation_messages_total{direction=\"received\"} %llu\n",
+                hs.redis_up, hs.subscribed, (unsigned long long)hs.session_hits,
+                (unsigned long long)hs.session_misses, (unsigned long long)hs.published,
+                (unsigned long long)hs.received);
+    }
     arc = tsr_store_session_count(srv->store, (int64_t)time(NULL), &active);
     if (arc == TSR_OK)
         put(&o, "# HELP tessera_sessions_active Unexpired sessions in the store.\n"

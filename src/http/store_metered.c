@@ -149,6 +149,11 @@ static tsr_err m_meta_set(tsr_store *s, const char *key, const char *value)
     TIMED(TSR_MS_META, tsr_store_meta_set(IN(s), key, value));
 }
 
+static tsr_err m_meta_insert(tsr_store *s, const char *key, const char *value)
+{
+    TIMED(TSR_MS_META, tsr_store_meta_insert(IN(s), key, value));
+}
+
 /* Token-mode ops, under the existing labels until /metrics grows its own: family
  * reads and the revocation feed are session reads, rotations and revocations session
  * writes, the revocation purge a purge, keys (rare) meta. */
@@ -224,6 +229,7 @@ static const tsr_store_ops metered_ops = {
     .purge_expired = m_purge_expired,
     .meta_get = m_meta_get,
     .meta_set = m_meta_set,
+    .meta_insert = m_meta_insert,
     .refresh_lookup = m_refresh_lookup,
     .refresh_rotate = m_refresh_rotate,
     .revocation_add = m_revocation_add,

@@ -5,6 +5,7 @@
  * leaves zero/NULL whatever the backend does. */
 #include <string.h>
 
+#include "store/pg/pg_int.h"
 #include "store/sqlite/sqlite_int.h"
 #include "store/store.h"
 
@@ -15,6 +16,11 @@ static int has_prefix(const char *s, const char *prefix)
 
 tsr_err tsr_store_open(const char *url, tsr_store **out)
 {
+    return tsr_store_open_pool(url, 0, out);
+}
+
+tsr_err tsr_store_open_pool(const char *url, size_t max_conns, tsr_store **out)
+{
     if (out == NULL)
         return TSR_ERR_INVALID;
     *out = NULL;
@@ -22,9 +28,8 @@ tsr_err tsr_store_open(const char *url, tsr_store **out)
         return TSR_ERR_INVALID;
     if (has_prefix(url, "sqlite:"))
         return tsr_store_sqlite_open(url + strlen("sqlite:"), out);
-    /* PostgreSQL is the scaled-out backend of a later milestone. */
     if (has_prefix(url, "postgresql://") || has_prefix(url, "postgres://"))
-        return TSR_ERR_UNSUPPORTED;
+        return tsr_store_pg_open(url, max_conns, out);
     return TSR_ERR_UNSUPPORTED;
 }
 
@@ -289,6 +294,15 @@ tsr_err tsr_store_meta_set(tsr_store *s, const char *key, const char *value)
     if (s->ops->meta_set == NULL)
         return TSR_ERR_UNSUPPORTED;
     return s->ops->meta_set(s, key, value);
+}
+
+tsr_err tsr_store_meta_insert(tsr_store *s, const char *key, const char *value)
+{
+    if (s == NULL || s->ops == NULL || key == NULL || value == NULL)
+        return TSR_ERR_INVALID;
+    if (s->ops->meta_insert == NULL)
+        return TSR_ERR_UNSUPPORTED;
+    return s->ops->meta_insert(s, key, value);
 }
 
 tsr_err tsr_store_refresh_lookup(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES],

@@ -147,6 +147,7 @@ typedef struct tsr_store_ops {
     tsr_err (*purge_expired)(tsr_store *s, int64_t now, size_t *purged);
     tsr_err (*meta_get)(tsr_store *s, const char *key, char *out, size_t cap);
     tsr_err (*meta_set)(tsr_store *s, const char *key, const char *value);
+    tsr_err (*meta_insert)(tsr_store *s, const char *key, const char *value);
     tsr_err (*refresh_lookup)(tsr_store *s, const uint8_t hash[TSR_HASH_BYTES], tsr_session *ss,
                               tsr_user *u, tsr_refresh_match *m);
     tsr_err (*refresh_rotate)(tsr_store *s, const char *session_id, int64_t generation,
@@ -169,8 +170,16 @@ struct tsr_store {
 };
 
 /* Opens the store named by url: "sqlite:PATH" (creates the file and its folder,
- * runs migrations). TSR_ERR_UNSUPPORTED for another scheme. */
+ * runs migrations) or "postgresql://..." / "postgres://..." (a libpq connection
+ * URI; runs migrations). TSR_ERR_UNSUPPORTED for another scheme. */
 TSR_MUST_CHECK tsr_err tsr_store_open(const char *url, tsr_store **out /* OUT */);
+/* tsr_store_open with the most connections the backend may hold at once
+ * (0: its default). A server passes its request threads + hashing threads + a
+ * few for background work, so that a pool never outgrows what the database
+ * allows (PostgreSQL's max_connections is shared by every instance). SQLite
+ * ignores it. */
+TSR_MUST_CHECK tsr_err tsr_store_open_pool(const char *url, size_t max_conns,
+                                           tsr_store **out /* OUT */);
 void tsr_store_close(tsr_store *s); /* NULL is a no-op */
 
 TSR_MUST_CHECK tsr_err tsr_store_ping(tsr_store *s);
@@ -263,6 +272,10 @@ TSR_MUST_CHECK tsr_err tsr_store_purge_expired(tsr_store *s, int64_t now, size_t
 TSR_MUST_CHECK tsr_err tsr_store_meta_get(tsr_store *s, const char *key, char *out /* OUT */,
                                           size_t cap);
 TSR_MUST_CHECK tsr_err tsr_store_meta_set(tsr_store *s, const char *key, const char *value);
+/* Inserts key only when it is absent: TSR_ERR_EXISTS, nothing changed, when it is
+ * there already (the first of several instances starting at once wins; the others
+ * read its value). Same checks as meta_set. */
+TSR_MUST_CHECK tsr_err tsr_store_meta_insert(tsr_store *s, const char *key, const char *value);
 
 /* ---- refresh families (sessions of kind TSR_SESSION_REFRESH) ----
  * A family is a session row whose secret_hash is the SHA-256 of its CURRENT refresh

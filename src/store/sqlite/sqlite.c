@@ -165,6 +165,7 @@ typedef enum stmt_id {
     ST_SES_PURGE_BATCH,
     ST_META_GET,
     ST_META_SET,
+    ST_META_INSERT,
     ST_SES_RESOLVE,
     ST_REFRESH_LOOKUP,
     ST_REFRESH_SPEND,
@@ -236,6 +237,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [ST_META_INSERT] = "INSERT INTO meta (key, value) VALUES (?1, ?2)",
     /* A refresh token as the family's current token, else as a spent one, in ONE
      * statement (one read snapshot: a rotation committing between two look-ups
      * cannot make a token vanish from both). Current sorts first; at most one row
@@ -1779,7 +1781,7 @@ out:
     return rc;
 }
 
-static tsr_err sq_meta_set(tsr_store *base, const char *key, const char *value)
+static tsr_err meta_write(tsr_store *base, int which, const char *key, const char *value)
 {
     tsr_sqlite *s = (tsr_sqlite *)base;
     tsr_err rc = TSR_ERR_INTERNAL;
@@ -1797,7 +1799,7 @@ static tsr_err sq_meta_set(tsr_store *base, const char *key, const char *value)
     rc = pool_get(s, &c);
     if (rc != TSR_OK)
         goto out;
-    rc = stmt_get(c, ST_META_SET, &st);
+    rc = stmt_get(c, which, &st);
     if (rc != TSR_OK)
         goto out;
     rc = bind_text(st, 1, key);
@@ -1809,6 +1811,17 @@ out:
     stmt_done(st);
     pool_put(s, c);
     return rc;
+}
+
+static tsr_err sq_meta_set(tsr_store *base, const char *key, const char *value)
+{
+    return meta_write(base, ST_META_SET, key, value);
+}
+
+/* A duplicate key is a primary-key violation: step_done maps it to TSR_ERR_EXISTS. */
+static tsr_err sq_meta_insert(tsr_store *base, const char *key, const char *value)
+{
+    return meta_write(base, ST_META_INSERT, key, value);
 }
 
 /* ---- refresh families ------------------------------------------------------------ */
@@ -2461,6 +2474,7 @@ static const tsr_store_ops sqlite_ops = {
     .purge_expired = sq_purge_expired,
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
+    .meta_insert = sq_meta_insert,
     .refresh_lookup = sq_refresh_lookup,
     .refresh_rotate = sq_refresh_rotate,
     .revocation_add = sq_revocation_add,
