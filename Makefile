@@ -42,6 +42,7 @@ bench: bootstrap
 	@cmake --build $(BENCH_BUILD) -j $(JOBS)
 	./$(BENCH_BUILD)/jose_bench
 	TESSERA_BIN=$(BENCH_BUILD)/tessera BENCH_BUILD=$(BENCH_BUILD) bench/http/run.sh
+	TESSERA_BIN=$(BENCH_BUILD)/tessera BENCH_BUILD=$(BENCH_BUILD) bench/http/cluster.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)

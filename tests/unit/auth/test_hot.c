@@ -1,0 +1,376 @@
+/* test_hot.c: auth's Redis side against a real redis-server (TSR_TEST_REDIS_URL,
+ * set by tests/support/services.py) and one SQLite store shared by two auth
+ * contexts, standing for two instances: the revocation feed (no background sync
+ * runs here, so only Redis can carry a revocation from A to B), the session
+ * cache and its deletion by the revoking side, the shared login buckets, and the
+ * fallback when the feed is down: a bearer check then reads the store first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "auth/tokens.h"
+#include "harness.h"
+#include "store/redis.h"
+
+#define PW "correct horse battery"
+#define PWLEN (sizeof PW - 1)
+#define WAIT_BOUND_MS 5000 /* a hang guard, not a speed assertion */
+
+static const tsr_auth_opts base_opts = {
+    .pw = {8, 1, 1},
+    .idle_ttl = 1800,
+    .absolute_ttl = 86400,
+    .max_per_user = 50,
+    .login_max_failures = 3,
+    .login_window = 900,
+    .issuer = "https://auth.example",
+    .reuse_grace = 10,
+};
+
+static const char *redis_url;
+static char db_path[128];
+static int db_seq;
+
+/* One "instance": its own store handle, auth context and Redis client. */
+typedef struct node {
+    tsr_store *store;
+    tsr_auth *auth;
+    tsr_redis *redis;
+} node;
+
+static void remove_db(void)
+{
+    char p[160];
+    static const char *const sfx[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        int k = snprintf(p, sizeof p, "%s%s", db_path, sfx[i]);
+        if (k > 0 && (size_t)k < sizeof p)
+            unlink(p);
+    }
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int node_open(node *n, const char *rurl)
+{
+    char url[160];
+    int k = snprintf(url, sizeof url, "sqlite:%s", db_path);
+
+    memset(n, 0, sizeof *n);
+    if (k < 0 || (size_t)k >= sizeof url)
+        return 0;
+    if (tsr_store_open(url, &n->store) != TSR_OK ||
+        tsr_auth_new(n->store, &base_opts, &n->auth) != TSR_OK ||
+        tsr_auth_keys_init(n->auth, (int64_t)time(NULL)) != TSR_OK ||
+        tsr_redis_new(rurl, 8, &n->redis) != TSR_OK)
+        return 0;
+    return tsr_auth_attach_redis(n->auth, n->redis) == TSR_OK;
+}
+
+static void node_close(node *n)
+{
+    tsr_redis_free(n->redis); /* first: its subscriber calls into auth */
+    tsr_auth_free(n->auth);
+    tsr_store_close(n->store);
+    memset(n, 0, sizeof *n);
+}
+
+static int live(node *n)
+{
+    tsr_auth_hot_stats hs;
+    tsr_auth_hot_stats_get(n->auth, &hs);
+    return hs.subscribed;
+}
+
+static int wait_live(node *n)
+{
+    for (int ms = 0; ms < WAIT_BOUND_MS; ms += 5) {
+        if (live(n))
+            return 1;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+/* Two nodes on a fresh store, both subscribed. */
+static int pair_open(node *a, node *b)
+{
+    int k = snprintf(db_path, sizeof db_path, "/tmp/tsr_test_hot_%d_%d.db", (int)getpid(),
+                     db_seq++);
+    if (k < 0 || (size_t)k >= sizeof db_path)
+        return 0;
+    remove_db();
+    return node_open(a, redis_url) && node_open(b, redis_url) && wait_live(a) && wait_live(b);
+}
+
+static void pair_close(node *a, node *b)
+{
+    node_close(a);
+    node_close(b);
+    remove_db();
+}
+
+static int mkuser(node *n, const char *name, tsr_user *out)
+{
+    return tsr_auth_user_create(n->auth, name, strlen(name), PW, PWLEN, "", (int64_t)time(NULL),
+                                out) == TSR_OK;
+}
+
+/* A unique username per call (Redis outlives the stores). */
+static const char *uname(const char *prefix)
+{
+    static char buf[64];
+    static int seq;
+    snprintf(buf, sizeof buf, "%s%d_%d", prefix, (int)getpid(), seq++);
+    return buf;
+}
+
+static void revocation_reaches_the_other_instance_by_the_feed_alone(void)
+{
+    node a, b;
+    tsr_user u;
+    tsr_auth_grant g;
+    tsr_bearer br;
+    int64_t ra = 0, now = (int64_t)time(NULL);
+    int seen = 0;
+
+    memset(&g, 0, sizeof g);
+    CHECK(pair_open(&a, &b));
+    CHECK(mkuser(&a, uname("feed"), &u));
+    CHECK(tsr_auth_password_grant(a.auth, u.username, strlen(u.username), PW, PWLEN, "", "127.0.0.1",
+                                  "t", now, &g, &ra) == TSR_OK);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_REVOCATION_LIST,
+                                 now, &br) == TSR_OK);
+    CHECK(!tsr_auth_is_revoked(b.auth, g.session.id, NULL, now));
+    CHECK(tsr_auth_session_revoke(a.auth, u.id, g.session.id) == TSR_OK);
+    /* B runs no sync thread: only a message can tell it. */
+    for (int ms = 0; ms < WAIT_BOUND_MS && !seen; ms += 2) {
+        seen = tsr_auth_is_revoked(b.auth, g.session.id, NULL, now);
+        if (!seen)
+            sleep_ms(2);
+    }
+    CHECK(seen);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_REVOCATION_LIST,
+                                 now, &br) == TSR_ERR_TOKEN_REVOKED);
+    {
+        tsr_auth_hot_stats hs;
+        tsr_auth_hot_stats_get(a.auth, &hs);
+        CHECK(hs.published >= 1);
+        tsr_auth_hot_stats_get(b.auth, &hs);
+        CHECK(hs.received >= 1);
+    }
+    tsr_auth_grant_wipe(&g);
+    pair_close(&a, &b);
+}
+
+static void cookie_cache_hits_and_the_revoking_side_deletes_it(void)
+{
+    node a, b;
+    tsr_user u, got;
+    tsr_auth_cred c;
+    tsr_session s;
+    tsr_auth_hot_stats before, after;
+    int64_t now = (int64_t)time(NULL);
+
+    CHECK(pair_open(&a, &b));
+    CHECK(mkuser(&a, uname("ck"), &u));
+    CHECK(tsr_auth_session_create(a.auth, &u, "127.0.0.1", "t", now, &c) == TSR_OK);
+    tsr_auth_hot_stats_get(b.auth, &before);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(strcmp(got.id, u.id) == 0 && strcmp(s.id, c.session.id) == 0);
+    tsr_auth_hot_stats_get(b.auth, &after);
+    CHECK(after.session_hits == before.session_hits + 1);   /* the second look-up */
+    CHECK(after.session_misses == before.session_misses + 1);
+    /* A resolves from the entry B filled: same record. */
+    CHECK(tsr_auth_session_resolve(a.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(strcmp(got.username, u.username) == 0 && s.expires_at == c.session.expires_at);
+    /* Logout on A: B refuses at once, though the feed may not have arrived yet. */
+    CHECK(tsr_auth_session_revoke(a.auth, u.id, c.session.id) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) ==
+          TSR_ERR_UNAUTHENTICATED);
+    tsr_auth_cred_wipe(&c);
+    pair_close(&a, &b);
+}
+
+static void stateful_check_is_cached_and_dropped_on_revoke(void)
+{
+    node a, b;
+    tsr_user u;
+    tsr_auth_grant g;
+    tsr_bearer br;
+    tsr_auth_hot_stats before, after;
+    int64_t ra = 0, now = (int64_t)time(NULL);
+
+    memset(&g, 0, sizeof g);
+    CHECK(pair_open(&a, &b));
+    CHECK(mkuser(&a, uname("sf"), &u));
+    CHECK(tsr_auth_password_grant(a.auth, u.username, strlen(u.username), PW, PWLEN, "", "127.0.0.1",
+                                  "t", now, &g, &ra) == TSR_OK);
+    tsr_auth_hot_stats_get(b.auth, &before);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_STATEFUL, now,
+                                 &br) == TSR_OK);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_STATEFUL, now,
+                                 &br) == TSR_OK);
+    CHECK(strcmp(br.username, u.username) == 0);
+    tsr_auth_hot_stats_get(b.auth, &after);
+    CHECK(after.session_hits == before.session_hits + 1);
+    CHECK(tsr_auth_user_revoke_all(a.auth, u.id, NULL) == TSR_OK);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_STATEFUL, now,
+                                 &br) == TSR_ERR_TOKEN_REVOKED);
+    tsr_auth_grant_wipe(&g);
+    pair_close(&a, &b);
+}
+
+static void role_change_reaches_cached_sessions(void)
+{
+    node a, b;
+    tsr_user u, got;
+    tsr_auth_cred c;
+    tsr_session s;
+    int64_t now = (int64_t)time(NULL);
+
+    CHECK(pair_open(&a, &b));
+    CHECK(mkuser(&a, uname("rl"), &u));
+    CHECK(tsr_auth_session_create(a.auth, &u, NULL, NULL, now, &c) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(strcmp(got.roles, "") == 0);
+    CHECK(tsr_auth_user_patch(a.auth, u.id, "admin", -1, now, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(strcmp(got.roles, "admin") == 0);
+    /* Disabling ends the session everywhere at once. */
+    CHECK(tsr_auth_user_patch(a.auth, u.id, NULL, 1, now, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) ==
+          TSR_ERR_UNAUTHENTICATED);
+    tsr_auth_cred_wipe(&c);
+    pair_close(&a, &b);
+}
+
+static void login_failures_count_on_every_instance(void)
+{
+    node a, b;
+    const char *name = uname("rate");
+    char copy[64];
+    int64_t ra = 0, now = (int64_t)time(NULL);
+
+    snprintf(copy, sizeof copy, "%s", name);
+    CHECK(pair_open(&a, &b));
+    CHECK(tsr_auth_login_check(b.auth, copy, strlen(copy), NULL, now, &ra) == TSR_OK);
+    for (int i = 0; i < 3; i++)
+        tsr_auth_login_record(a.auth, copy, strlen(copy), NULL, 0, now);
+    /* B has no local failures for this name: only the shared bucket refuses. */
+    CHECK(tsr_auth_login_check(b.auth, copy, strlen(copy), NULL, now, &ra) ==
+          TSR_ERR_RATE_LIMITED);
+    CHECK(ra >= 1);
+    /* A success on B clears the username's bucket for A as well. */
+    tsr_auth_login_record(b.auth, copy, strlen(copy), NULL, 1, now);
+    CHECK(tsr_auth_login_check(a.auth, copy, strlen(copy), NULL, now, &ra) == TSR_OK);
+    pair_close(&a, &b);
+}
+
+static void feed_down_means_bearer_checks_read_the_store(void)
+{
+    node a, b, dead;
+    tsr_user u;
+    tsr_auth_grant g;
+    tsr_bearer br;
+    char url[64];
+    int64_t ra = 0, now = (int64_t)time(NULL);
+
+    memset(&g, 0, sizeof g);
+    CHECK(pair_open(&a, &b));
+    /* A third instance whose Redis is unreachable: port 1 on loopback. */
+    snprintf(url, sizeof url, "redis://127.0.0.1:1/0");
+    CHECK(node_open(&dead, url));
+    CHECK(!live(&dead));
+    CHECK(mkuser(&a, uname("down"), &u));
+    CHECK(tsr_auth_password_grant(a.auth, u.username, strlen(u.username), PW, PWLEN, "", "127.0.0.1",
+                                  "t", now, &g, &ra) == TSR_OK);
+    CHECK(tsr_auth_bearer_verify(dead.auth, g.access_token, g.access_len,
+                                 TSR_VERIFY_REVOCATION_LIST, now, &br) == TSR_OK);
+    CHECK(tsr_auth_session_revoke(a.auth, u.id, g.session.id) == TSR_OK);
+    /* No feed, no sync thread: the check itself must read the revocation log. */
+    CHECK(tsr_auth_bearer_verify(dead.auth, g.access_token, g.access_len,
+                                 TSR_VERIFY_REVOCATION_LIST, now, &br) == TSR_ERR_TOKEN_REVOKED);
+    /* Sessions still work through the store, with no cache. */
+    {
+        tsr_auth_cred c;
+        tsr_session s;
+        tsr_user got;
+        CHECK(tsr_auth_session_create(dead.auth, &u, NULL, NULL, now, &c) == TSR_OK);
+        CHECK(tsr_auth_session_resolve(dead.auth, c.cookie, strlen(c.cookie), now, &s, &got) ==
+              TSR_OK);
+        tsr_auth_cred_wipe(&c);
+    }
+    tsr_auth_grant_wipe(&g);
+    node_close(&dead);
+    pair_close(&a, &b);
+}
+
+static void malformed_messages_are_ignored(void)
+{
+    node a, b;
+    tsr_redis *raw = NULL;
+    char msg[128];
+    int64_t now = (int64_t)time(NULL);
+    static const char *const bad[] = {
+        "",
+        "2 1 4000000000 ses_x",              /* unknown version */
+        "1 3 4000000000 ses_x",              /* unknown kind */
+        "1 1 notanumber ses_x",
+        "1 1 4000000000 ",                   /* empty value */
+        "1 1 4000000000",                    /* no value */
+        "1 1 1 ses_old",                     /* already over */
+        "1 1 4000000000 ses_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* too long */
+    };
+    size_t before;
+    int seen = 0;
+
+    CHECK(pair_open(&a, &b));
+    CHECK(tsr_redis_new(redis_url, 2, &raw) == TSR_OK);
+    before = tsr_auth_revoked_count(b.auth);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(tsr_redis_publish(raw, "tsr:revocations", bad[i], strlen(bad[i]), NULL) == TSR_OK);
+    /* A good one after the bad ones: once it is in, the bad ones were seen too. */
+    snprintf(msg, sizeof msg, "1 2 %lld jti_marker%d", (long long)now + 600, (int)getpid());
+    CHECK(tsr_redis_publish(raw, "tsr:revocations", msg, strlen(msg), NULL) == TSR_OK);
+    for (int ms = 0; ms < WAIT_BOUND_MS && !seen; ms += 2) {
+        char jti[64];
+        snprintf(jti, sizeof jti, "jti_marker%d", (int)getpid());
+        seen = tsr_auth_is_revoked(b.auth, NULL, jti, now);
+        if (!seen)
+            sleep_ms(2);
+    }
+    CHECK(seen);
+    CHECK(tsr_auth_revoked_count(b.auth) == before + 1);
+    CHECK(!tsr_auth_is_revoked(b.auth, "ses_x", NULL, now));
+    tsr_redis_free(raw);
+    pair_close(&a, &b);
+}
+
+int main(void)
+{
+    redis_url = getenv("TSR_TEST_REDIS_URL");
+    if (redis_url == NULL || redis_url[0] == '\0') {
+        fprintf(stderr, "test_hot: TSR_TEST_REDIS_URL is not set (run under "
+                        "tests/support/services.py --redis)\n");
+        return 1;
+    }
+    if (tsr_crypto_init() != TSR_OK)
+        return 1;
+    TSR_RUN(revocation_reaches_the_other_instance_by_the_feed_alone);
+    TSR_RUN(cookie_cache_hits_and_the_revoking_side_deletes_it);
+    TSR_RUN(stateful_check_is_cached_and_dropped_on_revoke);
+    TSR_RUN(role_change_reaches_cached_sessions);
+    TSR_RUN(login_failures_count_on_every_instance);
+    TSR_RUN(feed_down_means_bearer_checks_read_the_store);
+    TSR_RUN(malformed_messages_are_ignored);
+    return tsr_test_summary();
+}
