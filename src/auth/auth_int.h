@@ -70,6 +70,7 @@ struct tsr_auth {
     atomic_uint_fast64_t sync_begun, sync_done;
     /* Redis (hot.c); all NULL/0 with cache.url = memory. */
     tsr_redis *redis;                 /* borrowed */
+    uint8_t cache_key[TSR_MAC_KEY_BYTES]; /* SECRET: MAC key of cached records (shared) */
     atomic_int feed_live;             /* subscription confirmed and caught up */
     tsr_hot_pending *pending;         /* under sync_mu */
     size_t npending;

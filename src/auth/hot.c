@@ -31,7 +31,8 @@
 
 #define HOT_SALT_META "ratelimit_salt"
 #define HOT_KEY_MAX 96
-#define HOT_FIELDS 17
+#define HOT_FIELDS 19   /* 17 of the record, its expiry, its MAC */
+#define HOT_MAC_META "cache_mac_key"
 
 /* ---- keys ---- */
 
@@ -60,6 +61,17 @@ static int hex_decode(const char *in, uint8_t *out, size_t n)
     return in[2 * n] == '\0';
 }
 
+/* As hex_decode, for 2n characters not followed by a NUL. */
+static int hex_decode_n(const char *in, uint8_t *out, size_t n)
+{
+    char tmp[2 * TSR_MAC_BYTES + 1];
+    if (n > TSR_MAC_BYTES)
+        return 0;
+    memcpy(tmp, in, 2 * n);
+    tmp[2 * n] = '\0';
+    return hex_decode(tmp, out, n);
+}
+
 /* "tsr:h:<hex hash>": a cookie session by its secret's SHA-256. */
 static size_t key_hash(const uint8_t hash[TSR_HASH_BYTES], char out[HOT_KEY_MAX])
 {
@@ -76,21 +88,55 @@ static size_t key_sid(char tag, const char *sid, char out[HOT_KEY_MAX])
     return n > 0 && n < HOT_KEY_MAX ? (size_t)n : 0;
 }
 
+/* MAC of (key, record): HMAC-SHA-256 under the cache key shared by instances. */
+static tsr_err record_mac(tsr_auth *a, const char *key, size_t klen, const char *rec, size_t n,
+                          uint8_t mac[TSR_MAC_BYTES])
+{
+    char buf[HOT_KEY_MAX + 1 + TSR_HOT_RECORD_MAX];
+    tsr_err rc;
+
+    if (klen > HOT_KEY_MAX || n > TSR_HOT_RECORD_MAX)
+        return TSR_ERR_INVALID;
+    memcpy(buf, key, klen);
+    buf[klen] = '\n';
+    memcpy(buf + klen + 1, rec, n);
+    rc = tsr_mac(a->cache_key, buf, klen + 1 + n, mac);
+    tsr_wipe(buf, sizeof buf);
+    return rc;
+}
+
 /* ---- the cached record: a session and its user, tab-separated ----
  * Every text field is printable ASCII without tabs (ids, usernames, roles are
  * restricted; ip and user agent were cleaned by tsr_auth_copy_printable), so a
  * tab never occurs inside a field. The first field is a format version. */
 
-static size_t encode(const tsr_session *s, const tsr_user *u, char *out, size_t cap)
+/* The record, its last second of validity, and a MAC over the Redis key and all
+ * that: whoever can write to Redis can delete entries, but cannot make one up,
+ * move one to another key (a cookie hash of their choosing) or replay one past its
+ * validity (by then the revoked set has any revocation of its sid). */
+static size_t encode(tsr_auth *a, const char *key, size_t klen, const tsr_session *s,
+                     const tsr_user *u, int64_t valid_until, char *out, size_t cap)
 {
+    uint8_t mac[TSR_MAC_BYTES];
+    char hex[2 * TSR_MAC_BYTES + 1];
     int n = snprintf(out, cap,
                      "1\t%s\t%s\t%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
-                     "\t%s\t%s\t%s\t%" PRId64 "\t%s\t%s\t%d\t%" PRId64 "\t%s",
+                     "\t%s\t%s\t%s\t%" PRId64 "\t%s\t%s\t%d\t%" PRId64 "\t%s\t%" PRId64,
                      s->id, s->user_id, (int)s->kind, s->created_at, s->last_seen_at,
                      s->expires_at, s->idle_expires_at, s->ip, s->user_agent, s->scope,
                      s->generation, u->id, u->username, u->disabled ? 1 : 0, u->created_at,
-                     u->roles);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+                     u->roles, valid_until);
+    size_t len;
+
+    if (n <= 0 || (size_t)n + 1 + 2 * TSR_MAC_BYTES >= cap)
+        return 0;
+    len = (size_t)n;
+    if (record_mac(a, key, klen, out, len, mac) != TSR_OK)
+        return 0;
+    hex_encode(mac, sizeof mac, hex);
+    out[len] = '\t';
+    memcpy(out + len + 1, hex, 2 * TSR_MAC_BYTES + 1);
+    return len + 1 + 2 * TSR_MAC_BYTES;
 }
 
 static int put_text(char *dst, size_t cap, const char *src, size_t n)
@@ -118,11 +164,13 @@ static int put_int(int64_t *dst, const char *src, size_t n)
 }
 
 /* Strict: exactly HOT_FIELDS fields, each within its cap; else 0 (a miss). */
-static int decode(const char *buf, size_t len, tsr_session *s, tsr_user *u)
+static int decode(tsr_auth *a, const char *key, size_t klen, const char *buf, size_t len,
+                  int64_t now, tsr_session *s, tsr_user *u)
 {
     const char *f[HOT_FIELDS];
     size_t fl[HOT_FIELDS], nf = 0, start = 0;
-    int64_t kind = 0, disabled = 0;
+    int64_t kind = 0, disabled = 0, valid_until = 0;
+    uint8_t mac[TSR_MAC_BYTES], want[TSR_MAC_BYTES];
 
     memset(s, 0, sizeof *s);
     memset(u, 0, sizeof *u);
@@ -138,6 +186,13 @@ static int decode(const char *buf, size_t len, tsr_session *s, tsr_user *u)
         }
     }
     if (nf != HOT_FIELDS || fl[0] != 1 || f[0][0] != '1')
+        return 0;
+    /* The MAC first: nothing else of a record we did not write is looked at. */
+    if (fl[18] != 2 * TSR_MAC_BYTES || f[18] - buf < 1 || !hex_decode_n(f[18], mac, TSR_MAC_BYTES) ||
+        record_mac(a, key, klen, buf, (size_t)(f[18] - buf) - 1, want) != TSR_OK ||
+        !tsr_ct_eq(mac, want, TSR_MAC_BYTES))
+        return 0;
+    if (!put_int(&valid_until, f[17], fl[17]) || now > valid_until)
         return 0;
     return put_text(s->id, sizeof s->id, f[1], fl[1]) &&
            put_text(s->user_id, sizeof s->user_id, f[2], fl[2]) && put_int(&kind, f[3], fl[3]) &&
@@ -161,16 +216,23 @@ int tsr_auth_hot_live(tsr_auth *a)
     return a->redis != NULL && atomic_load_explicit(&a->feed_live, memory_order_acquire);
 }
 
-static int64_t hot_ttl_ms(const tsr_session *s, int64_t now)
+/* Seconds an entry may live: at most TSR_HOT_TTL, never past the session's end,
+ * and never longer than the revoked set keeps a sid (so a replayed entry of a
+ * revoked session is refused by the set for as long as it is valid). */
+static int64_t hot_ttl(const tsr_auth *a, const tsr_session *s, int64_t now)
 {
     int64_t until = s->expires_at < s->idle_expires_at ? s->expires_at : s->idle_expires_at;
     int64_t ttl = until - now;
+    int64_t keep = a->opts.access_ttl + TSR_JWT_DEFAULT_LEEWAY - 1;
     if (ttl > TSR_HOT_TTL)
         ttl = TSR_HOT_TTL;
-    return ttl * 1000;
+    if (ttl > keep)
+        ttl = keep;
+    return ttl;
 }
 
-static int hot_get(tsr_auth *a, const char *key, size_t klen, tsr_session *s, tsr_user *u)
+static int hot_get(tsr_auth *a, const char *key, size_t klen, int64_t now, tsr_session *s,
+                   tsr_user *u)
 {
     char buf[TSR_HOT_RECORD_MAX];
     size_t len = 0;
@@ -179,7 +241,7 @@ static int hot_get(tsr_auth *a, const char *key, size_t klen, tsr_session *s, ts
 
     rc = tsr_redis_get(a->redis, key, klen, buf, sizeof buf, &len);
     if (rc == TSR_OK)
-        ok = decode(buf, len, s, u);
+        ok = decode(a, key, klen, buf, len, now, s, u);
     tsr_wipe(buf, sizeof buf);
     if (ok)
         atomic_fetch_add_explicit(&a->hot_hits, 1, memory_order_relaxed);
@@ -197,7 +259,7 @@ int tsr_auth_hot_session_get(tsr_auth *a, const uint8_t hash[TSR_HASH_BYTES], in
     if (!tsr_auth_hot_live(a))
         return 0;
     klen = key_hash(hash, key);
-    if (!hot_get(a, key, klen, s, u))
+    if (!hot_get(a, key, klen, now, s, u))
         return 0;
     memcpy(s->secret_hash, hash, TSR_HASH_BYTES);
     if (tsr_auth_is_revoked(a, s->id, NULL, now)) {
@@ -214,19 +276,19 @@ void tsr_auth_hot_session_put(tsr_auth *a, const uint8_t hash[TSR_HASH_BYTES],
     char key[HOT_KEY_MAX], xkey[HOT_KEY_MAX], val[TSR_HOT_RECORD_MAX];
     char hex[2 * TSR_HASH_BYTES + 1];
     size_t klen, xlen, vlen;
-    int64_t ttl = hot_ttl_ms(s, now);
+    int64_t ttl = hot_ttl(a, s, now);
 
     if (!tsr_auth_hot_live(a) || ttl <= 0)
         return;
-    vlen = encode(s, u, val, sizeof val);
+    klen = key_hash(hash, key);
+    vlen = encode(a, key, klen, s, u, now + ttl, val, sizeof val);
     xlen = key_sid('x', s->id, xkey);
     if (vlen == 0 || xlen == 0)
         return;
-    klen = key_hash(hash, key);
     hex_encode(hash, TSR_HASH_BYTES, hex);
     /* The sid -> hash link first: a revocation that reads it finds the entry. */
-    if (tsr_redis_set(a->redis, xkey, xlen, hex, strlen(hex), ttl) == TSR_OK &&
-        tsr_redis_set(a->redis, key, klen, val, vlen, ttl) != TSR_OK)
+    if (tsr_redis_set(a->redis, xkey, xlen, hex, strlen(hex), ttl * 1000) == TSR_OK &&
+        tsr_redis_set(a->redis, key, klen, val, vlen, ttl * 1000) != TSR_OK)
         tsr_log(TSR_LOG_DEBUG, "session cache fill failed");
     tsr_wipe(val, sizeof val);
 }
@@ -239,7 +301,7 @@ int tsr_auth_hot_sid_get(tsr_auth *a, const char *sid, int64_t now, tsr_session 
     if (!tsr_auth_hot_live(a))
         return 0;
     klen = key_sid('i', sid, key);
-    if (klen == 0 || !hot_get(a, key, klen, s, u))
+    if (klen == 0 || !hot_get(a, key, klen, now, s, u))
         return 0;
     if (strcmp(s->id, sid) != 0 || tsr_auth_is_revoked(a, sid, NULL, now)) {
         memset(s, 0, sizeof *s);
@@ -252,14 +314,16 @@ int tsr_auth_hot_sid_get(tsr_auth *a, const char *sid, int64_t now, tsr_session 
 void tsr_auth_hot_sid_put(tsr_auth *a, const tsr_session *s, const tsr_user *u, int64_t now)
 {
     char key[HOT_KEY_MAX], val[TSR_HOT_RECORD_MAX];
-    size_t klen, vlen;
-    int64_t ttl = hot_ttl_ms(s, now);
+    size_t klen, vlen = 0;
+    int64_t ttl = hot_ttl(a, s, now);
 
     if (!tsr_auth_hot_live(a) || ttl <= 0)
         return;
     klen = key_sid('i', s->id, key);
-    vlen = encode(s, u, val, sizeof val);
-    if (klen > 0 && vlen > 0 && tsr_redis_set(a->redis, key, klen, val, vlen, ttl) != TSR_OK)
+    if (klen > 0)
+        vlen = encode(a, key, klen, s, u, now + ttl, val, sizeof val);
+    if (klen > 0 && vlen > 0 &&
+        tsr_redis_set(a->redis, key, klen, val, vlen, ttl * 1000) != TSR_OK)
         tsr_log(TSR_LOG_DEBUG, "session cache fill failed");
     tsr_wipe(val, sizeof val);
 }
@@ -461,24 +525,28 @@ tsr_err tsr_auth_hot_rate_record(tsr_auth *a, const uint8_t key[TSR_RATE_KEY_BYT
 
 /* ---- attach ---- */
 
-static tsr_err shared_salt(tsr_auth *a)
+/* A random secret of n bytes shared by every instance through the store's meta
+ * table: the first instance to insert it wins, the others read it. */
+static tsr_err shared_secret(tsr_auth *a, const char *name, uint8_t *out, size_t n)
 {
-    char hex[2 * sizeof a->salt + 1];
-    uint8_t fresh[sizeof a->salt];
+    char hex[2 * TSR_MAC_KEY_BYTES + 1];
+    uint8_t fresh[TSR_MAC_KEY_BYTES];
     tsr_err rc;
 
-    rc = tsr_store_meta_get(a->store, HOT_SALT_META, hex, sizeof hex);
+    if (n > sizeof fresh)
+        return TSR_ERR_INVALID;
+    rc = tsr_store_meta_get(a->store, name, hex, sizeof hex);
     if (rc == TSR_ERR_NOT_FOUND) {
-        rc = tsr_rand(fresh, sizeof fresh);
+        rc = tsr_rand(fresh, n);
         if (rc != TSR_OK)
             return rc;
-        hex_encode(fresh, sizeof fresh, hex);
+        hex_encode(fresh, n, hex);
         tsr_wipe(fresh, sizeof fresh);
-        rc = tsr_store_meta_insert(a->store, HOT_SALT_META, hex);
-        if (rc == TSR_ERR_EXISTS) /* another instance was first: take its salt */
-            rc = tsr_store_meta_get(a->store, HOT_SALT_META, hex, sizeof hex);
+        rc = tsr_store_meta_insert(a->store, name, hex);
+        if (rc == TSR_ERR_EXISTS)
+            rc = tsr_store_meta_get(a->store, name, hex, sizeof hex);
     }
-    if (rc == TSR_OK && !hex_decode(hex, a->salt, sizeof a->salt))
+    if (rc == TSR_OK && (strlen(hex) != 2 * n || !hex_decode(hex, out, n)))
         rc = TSR_ERR_INTERNAL;
     tsr_wipe(hex, sizeof hex);
     return rc;
@@ -490,7 +558,9 @@ tsr_err tsr_auth_attach_redis(tsr_auth *a, tsr_redis *r)
 
     if (a == NULL || r == NULL || a->redis != NULL)
         return TSR_ERR_INVALID;
-    rc = shared_salt(a);
+    rc = shared_secret(a, HOT_SALT_META, a->salt, sizeof a->salt);
+    if (rc == TSR_OK)
+        rc = shared_secret(a, HOT_MAC_META, a->cache_key, sizeof a->cache_key);
     if (rc != TSR_OK)
         return rc;
     a->pending = calloc(TSR_HOT_PENDING_MAX, sizeof *a->pending);
@@ -512,7 +582,9 @@ void tsr_auth_hot_stats_get(tsr_auth *a, tsr_auth_hot_stats *out)
     if (a == NULL || a->redis == NULL)
         return;
     out->attached = 1;
-    out->redis_up = tsr_redis_up(a->redis);
+    /* A PING per scrape (answered at once while backing off): "up" means Redis
+     * answers now, not merely that nothing has failed lately. */
+    out->redis_up = tsr_redis_ping(a->redis) == TSR_OK;
     out->subscribed = atomic_load_explicit(&a->feed_live, memory_order_acquire);
     out->session_hits = atomic_load_explicit(&a->hot_hits, memory_order_relaxed);
     out->session_misses = atomic_load_explicit(&a->hot_misses, memory_order_relaxed);

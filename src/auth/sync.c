@@ -266,6 +266,7 @@ void tsr_auth_tokens_fini(tsr_auth *a)
     a->keys = NULL;
     free(a->pending);
     a->pending = NULL;
+    tsr_wipe(a->cache_key, sizeof a->cache_key);
     tsr_vcache_free(a->vcache);
     tsr_revset_free(a->revset);
     pthread_cond_destroy(&a->stop_cv);

@@ -136,3 +136,16 @@ size_t tsr_curve_coord_len(tsr_curve c)
     default: return 0;
     }
 }
+
+tsr_err tsr_mac(const uint8_t key[TSR_MAC_KEY_BYTES], const void *data, size_t n,
+                uint8_t out[TSR_MAC_BYTES])
+{
+    if (out == NULL)
+        return TSR_ERR_INVALID;
+    memset(out, 0, TSR_MAC_BYTES);
+    if (key == NULL || (data == NULL && n > 0))
+        return TSR_ERR_INVALID;
+    if (crypto_auth_hmacsha256(out, (const unsigned char *)data, (unsigned long long)n, key) != 0)
+        return TSR_ERR_INTERNAL;
+    return TSR_OK;
+}

@@ -219,6 +219,13 @@ TSR_MUST_CHECK tsr_err tsr_password_needs_rehash(const char *encoded, const tsr_
  * The first call with new params hashes a random password once (cached). */
 void tsr_password_dummy_verify(const tsr_pwparams *p, const char *pw, size_t n);
 
+/* HMAC-SHA-256 of n bytes under a 32-byte key (libsodium), to authenticate our
+ * own data kept where others could write it (cached session records in Redis). */
+#define TSR_MAC_KEY_BYTES 32
+#define TSR_MAC_BYTES 32
+TSR_MUST_CHECK tsr_err tsr_mac(const uint8_t key[TSR_MAC_KEY_BYTES], const void *data, size_t n,
+                               uint8_t out[TSR_MAC_BYTES] /* OUT */);
+
 /* SHA-256 of n bytes as 64 lower-case hex characters and a NUL. */
 TSR_MUST_CHECK tsr_err tsr_sha256_hex(const void *data, size_t n,
                                       char out[TSR_SHA256_HEX_CHARS + 1] /* OUT */);

@@ -379,9 +379,18 @@ class Client:
             h["Authorization"] = "Bearer " + bearer
         if headers:
             h.update(headers)
-        conn = http.client.HTTPConnection(
-            "127.0.0.1", self.server.port, timeout=timeout or HTTP_TIMEOUT,
-            source_address=(self.source_ip, 0) if self.source_ip else None)
+        # A server object may carry an ssl.SSLContext (the nginx front of the
+        # cluster tests speaks HTTPS); tessera's own test servers have none.
+        ssl_context = getattr(self.server, "ssl_context", None)
+        if ssl_context is not None:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.server.port, timeout=timeout or HTTP_TIMEOUT,
+                source_address=(self.source_ip, 0) if self.source_ip else None,
+                context=ssl_context)
+        else:
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.server.port, timeout=timeout or HTTP_TIMEOUT,
+                source_address=(self.source_ip, 0) if self.source_ip else None)
         try:
             conn.request(method, path, body=data, headers=h)
             r = conn.getresponse()

@@ -13,11 +13,14 @@
 #include "auth/auth.h"
 #include "auth/tokens.h"
 #include "harness.h"
+#include "crypto/crypto.h"
+#include "jose/jose.h"
 #include "store/redis.h"
 
 #define PW "correct horse battery"
 #define PWLEN (sizeof PW - 1)
 #define WAIT_BOUND_MS 5000 /* a hang guard, not a speed assertion */
+#define TSR_TEST_LATER 61  /* seconds: past any cached record's validity */
 
 static const tsr_auth_opts base_opts = {
     .pw = {8, 1, 1},
@@ -355,6 +358,81 @@ static void malformed_messages_are_ignored(void)
     pair_close(&a, &b);
 }
 
+/* "tsr:h:<hex SHA-256 of the secret>" of a cookie value. */
+static int cookie_key(const char *cookie, char out[80])
+{
+    uint8_t secret[64], hash[32];
+    size_t n = 0;
+    if (tsr_b64url_decode(cookie, strlen(cookie), secret, sizeof secret, &n) != TSR_OK ||
+        tsr_sha256(secret, n, hash) != TSR_OK)
+        return 0;
+    memcpy(out, "tsr:h:", 6);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(out + 6 + 2 * i, 3, "%02x", hash[i]);
+    return 1;
+}
+
+static void records_not_written_by_us_are_misses(void)
+{
+    node a, b;
+    tsr_redis *raw = NULL;
+    tsr_user u, got;
+    tsr_auth_cred c;
+    tsr_session s;
+    char key[80], other[80], forged_cookie[64], val[2048];
+    uint8_t rnd[32];
+    size_t len = 0, flen = 0;
+    tsr_auth_hot_stats before, after;
+    int64_t now = (int64_t)time(NULL);
+
+    CHECK(pair_open(&a, &b));
+    CHECK(tsr_redis_new(redis_url, 2, &raw) == TSR_OK);
+    CHECK(mkuser(&a, uname("mac"), &u));
+    CHECK(tsr_auth_session_create(a.auth, &u, NULL, NULL, now, &c) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(cookie_key(c.cookie, key));
+    CHECK(tsr_redis_get(raw, key, strlen(key), val, sizeof val, &len) == TSR_OK);
+    /* The victim's valid record under the hash of a cookie the attacker made up. */
+    CHECK(tsr_rand(rnd, sizeof rnd) == TSR_OK);
+    CHECK(tsr_b64url_encode(rnd, sizeof rnd, forged_cookie, sizeof forged_cookie, &flen) ==
+          TSR_OK);
+    forged_cookie[flen] = '\0';
+    CHECK(cookie_key(forged_cookie, other));
+    CHECK(tsr_redis_set(raw, other, strlen(other), val, len, 60000) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, forged_cookie, flen, now, &s, &got) ==
+          TSR_ERR_UNAUTHENTICATED);
+    /* A record edited in place (roles) is a miss: the store answers, unedited. */
+    CHECK(tsr_auth_user_patch(a.auth, u.id, "", -1, now, NULL, NULL) == TSR_OK);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(tsr_redis_get(raw, key, strlen(key), val, sizeof val, &len) == TSR_OK);
+    {
+        char edited[2100];
+        /* roles are field 17: insert "admin" before the tab that ends them */
+        size_t tabs = 0, at = 0;
+        for (size_t i = 0; i < len && tabs < 17; i++)
+            if (val[i] == '\t' && ++tabs == 17)
+                at = i;
+        CHECK(at > 0);
+        memcpy(edited, val, at);
+        memcpy(edited + at, "admin", 5);
+        memcpy(edited + at + 5, val + at, len - at);
+        CHECK(tsr_redis_set(raw, key, strlen(key), edited, len + 5, 60000) == TSR_OK);
+    }
+    tsr_auth_hot_stats_get(b.auth, &before);
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now, &s, &got) == TSR_OK);
+    CHECK(strcmp(got.roles, "") == 0);
+    tsr_auth_hot_stats_get(b.auth, &after);
+    CHECK(after.session_misses == before.session_misses + 1);
+    /* The unedited record, replayed after its validity, is a miss too. */
+    CHECK(tsr_auth_session_resolve(b.auth, c.cookie, strlen(c.cookie), now + TSR_TEST_LATER, &s,
+                                   &got) == TSR_OK);
+    tsr_auth_hot_stats_get(b.auth, &before);
+    CHECK(before.session_misses == after.session_misses + 1);
+    tsr_auth_cred_wipe(&c);
+    tsr_redis_free(raw);
+    pair_close(&a, &b);
+}
+
 int main(void)
 {
     redis_url = getenv("TSR_TEST_REDIS_URL");
@@ -372,5 +450,6 @@ int main(void)
     TSR_RUN(login_failures_count_on_every_instance);
     TSR_RUN(feed_down_means_bearer_checks_read_the_store);
     TSR_RUN(malformed_messages_are_ignored);
+    TSR_RUN(records_not_written_by_us_are_misses);
     return tsr_test_summary();
 }
