@@ -1,6 +1,6 @@
 /* store.h: the storage interface of tessera (a vtable) and its records.
  *
- * Backends (SQLite now, PostgreSQL later) implement tsr_store_ops; callers use
+ * Backends (SQLite, PostgreSQL) implement tsr_store_ops; callers use
  * only the tsr_store_* dispatch functions below, never a backend directly. Every
  * function is safe to call from any request thread at the same time; a backend
  * keeps one connection per thread or a pool. Every multi-row change happens in one

@@ -2,7 +2,7 @@
  * revocation log, signing keys), conformance-style like test_store.c.
  *
  * Written against the tsr_store_* API only; each test opens a fresh store (a SQLite
- * file in its own mkdtemp folder). "now" is passed explicitly, except where the
+ * file in its own mkdtemp folder, or a fresh PostgreSQL schema with TSR_TEST_PG_URL). "now" is passed explicitly, except where the
  * store's own clock decides (the revocation rows every early session end appends):
  * those tests create sessions around time(NULL) and only check ranges, never time
  * anything. */
@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "crypto/crypto.h"
 #include "harness.h"
@@ -26,10 +28,11 @@
 /* ---- fixture (as in test_store.c) ------------------------------------------------ */
 
 typedef struct fixture {
-    char dir[64];
-    char sub[128];
-    char path[192];
-    char url[256];
+    char dir[64];   /* SQLite: the mkdtemp folder */
+    char sub[128];  /* dir/var: created by the store itself */
+    char path[192]; /* dir/var/tessera.db */
+    char url[1024];
+    char schema[64]; /* PostgreSQL: this test's own fresh schema ("" under SQLite) */
     tsr_store *s;
 } fixture;
 
@@ -39,9 +42,84 @@ static int fmt(char *buf, size_t cap, const char *a, const char *b)
     return w >= 0 && (size_t)w < cap;
 }
 
+/* With TSR_TEST_PG_URL set (tests/support/services.py --pg), every fixture runs
+ * against PostgreSQL instead, in a fresh schema of its own that fx_close drops. */
+static const char *pg_base(void)
+{
+    const char *u = getenv("TSR_TEST_PG_URL");
+    return (u != NULL && u[0] != '\0') ? u : NULL;
+}
+
+static void pg_quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* Runs one fixed command on a connection of its own to the test database. */
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_base());
+    PGresult *r = NULL;
+    int ok = 0;
+
+    if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+        (void)PQsetNoticeProcessor(c, pg_quiet, NULL);
+        r = PQexec(c, sql);
+        ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+    }
+    if (!ok)
+        fprintf(stderr, "pg fixture: %s: %s", sql, c != NULL ? PQerrorMessage(c) : "no memory\n");
+    PQclear(r);
+    PQfinish(c);
+    return ok;
+}
+
+/* A new schema t_<pid>_<n> and the store URL that makes it the search_path. */
+static int pg_fx_open(fixture *f)
+{
+    static int counter;
+    const char *base = pg_base();
+    char sql[128];
+    int w;
+
+    w = snprintf(f->schema, sizeof f->schema, "t_%ld_%d", (long)getpid(), ++counter);
+    if (w < 0 || (size_t)w >= sizeof f->schema) {
+        CHECK(!"schema name");
+        f->schema[0] = '\0';
+        return 0;
+    }
+    w = snprintf(f->url, sizeof f->url, "%s%coptions=-csearch_path%%3D%s", base,
+                 strchr(base, '?') != NULL ? '&' : '?', f->schema);
+    if (w < 0 || (size_t)w >= sizeof f->url) {
+        CHECK(!"url too long");
+        f->schema[0] = '\0';
+        return 0;
+    }
+    (void)snprintf(sql, sizeof sql, "CREATE SCHEMA %s", f->schema);
+    if (!pg_admin(sql)) {
+        CHECK(!"CREATE SCHEMA");
+        f->schema[0] = '\0';
+        return 0;
+    }
+    CHECK(tsr_store_open(f->url, &f->s) == TSR_OK);
+    return f->s != NULL;
+}
+
+static void pg_fx_close(fixture *f)
+{
+    char sql[128];
+
+    (void)snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
+    if (!pg_admin(sql))
+        fprintf(stderr, "note: could not drop schema %s\n", f->schema);
+}
+
 static int fx_open(fixture *f)
 {
     memset(f, 0, sizeof *f);
+    if (pg_base() != NULL)
+        return pg_fx_open(f);
     if (!fmt(f->dir, sizeof f->dir, "/tmp/tsr-stok-", "XXXXXX") || mkdtemp(f->dir) == NULL) {
         CHECK(!"mkdtemp");
         return 0;
@@ -76,6 +154,10 @@ static void fx_close(fixture *f)
 {
     tsr_store_close(f->s);
     f->s = NULL;
+    if (f->schema[0] != '\0') {
+        pg_fx_close(f);
+        return;
+    }
     if (f->dir[0] == '\0')
         return;
     rm_file(f->sub, DB_NAME);
