@@ -1,9 +1,15 @@
-// revocation_delay.js: how long, on one tessera instance, an access token keeps being
+// revocation_delay.js: how long an access token (or a session cookie) keeps being
 // accepted by GET /v1/verify after its session (or the token itself) was revoked,
-// measured from the client's side. Used by bench/http/run.sh.
+// measured from the client's side: on one tessera instance (bench/http/run.sh), or
+// across two (bench/http/cluster.sh: revoked on --url, verified on --verify-url).
 //
 //   node revocation_delay.js --url http://127.0.0.1:P --username U --password PW
-//        [--kind refresh|access|cookie] [--n 200] [--window-ms 2000] [--label L]
+//        [--verify-url http://127.0.0.1:Q] [--kind refresh|access|cookie|session]
+//        [--n 200] [--window-ms 2000] [--jitter-ms 0] [--label L]
+//
+// --url is where tokens are issued and revoked (instance A); --verify-url (default:
+// --url) is where GET /v1/verify is sent (instance B). Both must be instances of one
+// deployment (same store, same tokens.issuer).
 //
 // Each of the n iterations:
 //   1. gets a fresh access token:
@@ -11,25 +17,32 @@
 //                 i.e. a new session and sid, every time);
 //        access:  one password grant, then a refresh grant per iteration (the same
 //                 family; a new access token with a new jti each time);
-//        cookie:          POST /v1/session/login, then POST /v1/session/token (hybrid:
-//                         an access token bound to the cookie session's sid);
+//        cookie:  POST /v1/session/login, then POST /v1/session/token (hybrid: an
+//                 access token bound to the cookie session's sid);
+//        session: POST /v1/session/login; the credential verified is the cookie itself
+//                 (GET /v1/verify with Cookie, no token);
 //   2. verifies it twice (both must answer 200; the second is normally answered from
 //      the verified-token cache when it is on: revocation has to beat the cache), and
 //      keeps the second round trip as the verify RTT of this iteration;
-//   3. revokes, and notes the instant its answer was fully read (t0):
+//   3. waits a random 0..jitter-ms (uniform; default 0: no wait), so that the revokes
+//      do not fall in step with a periodic process on the server (the 100 ms
+//      revocation-log sync of cache.url=memory: without it, each iteration ends right
+//      after a sync and the next revoke lands at the same phase of the next period);
+//      then revokes, and notes the instant its answer was fully read (t0):
 //        refresh: POST /v1/oauth/revoke token=<refresh token> (RFC 7009; ends the
 //                 family: the token client's logout; the sid joins the revoked set)
 //        access:  POST /v1/oauth/revoke token=<access token> (its jti joins the set)
-//        cookie:  POST /v1/session/logout with the cookie and X-CSRF-Token
-//   4. sends GET /v1/verify with the old access token, one request at a time, until
-//      one answers 401 (t1) or window-ms passes. Every 200 answered in between is a
-//      stale accept.
+//        cookie, session: POST /v1/session/logout with the cookie and X-CSRF-Token
+//   4. sends GET /v1/verify with the old access token (session: the old cookie), one
+//      request at a time, until one answers 401 (t1) or window-ms passes. Every 200
+//      answered in between is a stale accept.
 // delay = t1 - t0: it includes the one verify round trip that observes the refusal,
 // so a revocation that is in force when the revoke call returns shows up as one RTT
 // (the verify RTT column), not as 0. Revoke calls and verifies go over two separate
-// keep-alive connections, as a client and a reverse proxy would.
+// keep-alive connections, as a client and a reverse proxy would (with --verify-url,
+// to two different instances).
 //
-// Prints a human summary on stderr and one line for run.sh on stdout:
+// Prints a human summary on stderr and one line for run.sh and cluster.sh on stdout:
 //   RESULT label=.. kind=.. n=.. refused=.. never=.. stale=.. p50_ms=.. p99_ms=..
 //          max_ms=.. rtt_p50_ms=.. rtt_p99_ms=..
 // never = iterations in which no verify refused the token within window-ms (expected
@@ -49,25 +62,30 @@ function fail(msg) {
 }
 
 const BASE = new URL(arg("url", ""));
+const VERIFY_BASE = new URL(arg("verify-url", arg("url", "")));
 const USERNAME = arg("username", "");
 const PASSWORD = arg("password", "");
 const KIND = arg("kind", "refresh");
 const N = Number(arg("n", "200"));
 const WINDOW_MS = Number(arg("window-ms", "2000"));
 const LABEL = arg("label", KIND);
+const JITTER_MS = Number(arg("jitter-ms", "0"));
 if (!USERNAME || !PASSWORD) fail("--username and --password are required");
-if (!["refresh", "access", "cookie"].includes(KIND)) fail("--kind must be refresh, access or cookie");
+if (!["refresh", "access", "cookie", "session"].includes(KIND))
+  fail("--kind must be refresh, access, cookie or session");
 if (!(N > 0) || !(WINDOW_MS > 0)) fail("--n and --window-ms must be positive");
+if (!(JITTER_MS >= 0)) fail("--jitter-ms must be 0 or more");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const authAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const verifyAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-// One request; resolves {status, headers, body, t} with t = hrtime (ns) when the whole
-// answer has been read.
-function request(agent, method, path, headers, body) {
+// One request to BASE (or to base when given); resolves {status, headers, body, t}
+// with t = hrtime (ns) when the whole answer has been read.
+function request(agent, method, path, headers, body, base = BASE) {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: BASE.hostname, port: BASE.port, method, path, headers, agent, timeout: 10000 },
+      { host: base.hostname, port: base.port, method, path, headers, agent, timeout: 10000 },
       (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
@@ -111,7 +129,7 @@ async function refreshGrant(rt) {
   return j;
 }
 
-async function cookieLogin() {
+async function cookieLogin(wantToken = true) {
   const r = await request(authAgent, "POST", "/v1/session/login", JSONH,
     JSON.stringify({ username: USERNAME, password: PASSWORD }));
   if (r.status !== 200) fail(`login answered ${r.status}: ${r.body.slice(0, 200)}`);
@@ -119,14 +137,18 @@ async function cookieLogin() {
   const c = sc.length ? sc[sc.length - 1].split(";")[0] : "";
   if (!c) fail("login set no cookie");
   const csrf = JSON.parse(r.body).csrf_token;
+  if (!wantToken) return { cookie: c, csrf, access_token: null };
   const t = await request(authAgent, "POST", "/v1/session/token",
     { Cookie: c, "X-CSRF-Token": csrf, "Content-Length": 0 }, "");
   if (t.status !== 200) fail(`POST /v1/session/token answered ${t.status}: ${t.body.slice(0, 200)}`);
   return { cookie: c, csrf, access_token: JSON.parse(t.body).access_token };
 }
 
+// tok: an access token (sent as a bearer token), or {cookie} (sent as the Cookie header)
 const verify = (tok) =>
-  request(verifyAgent, "GET", "/v1/verify", { Authorization: "Bearer " + tok });
+  request(verifyAgent, "GET", "/v1/verify",
+    typeof tok === "string" ? { Authorization: "Bearer " + tok } : { Cookie: tok.cookie },
+    undefined, VERIFY_BASE);
 
 function pct(sorted, p) {
   if (sorted.length === 0) return NaN;
@@ -141,14 +163,14 @@ async function main() {
   let stale = 0;
   let never = 0;
   let familyRefresh = null; // kind access: the family's current refresh token
-  const deadline = Date.now() + Math.max(60000, N * (WINDOW_MS + 500)); // bounded in all cases
+  const deadline = Date.now() + Math.max(60000, N * (WINDOW_MS + JITTER_MS + 500)); // bounded in all cases
 
   for (let i = 0; i < N; i++) {
     if (Date.now() > deadline) fail(`gave up after ${i} iterations (time bound)`);
     let access, revoke;
-    if (KIND === "cookie") {
-      const s = await cookieLogin();
-      access = s.access_token;
+    if (KIND === "cookie" || KIND === "session") {
+      const s = await cookieLogin(KIND === "cookie");
+      access = KIND === "cookie" ? s.access_token : { cookie: s.cookie };
       revoke = () => request(authAgent, "POST", "/v1/session/logout",
         { Cookie: s.cookie, "X-CSRF-Token": s.csrf, "Content-Length": 0 }, "");
     } else if (KIND === "refresh") {
@@ -171,6 +193,7 @@ async function main() {
     if (v1.status !== 200 || v2.status !== 200) fail(`a fresh token did not verify (${v1.status}, ${v2.status})`);
     rtts.push(ms(v2.t - t1));
 
+    if (JITTER_MS > 0) await sleep(Math.random() * JITTER_MS);
     const r = await revoke();
     if (r.status !== 200 && r.status !== 204) fail(`the revoke call answered ${r.status}: ${r.body.slice(0, 200)}`);
     const t0 = r.t;
