@@ -23,6 +23,7 @@
 #define POOL_WAIT_S 5      /* waiting for a free connection, then UNAVAILABLE */
 #define RUN_ATTEMPTS 3     /* a body runs at most this often (deadlock, serialization) */
 #define URL_MAX 4096
+#define CLIENT_DEADLINE_MS 10000 /* a call with no answer by then: the connection is dropped */
 #define MIN_SERVER_VERSION 120000 /* EXECUTE FUNCTION, GENERATED AS IDENTITY, ... */
 
 /* Set on every connection right after it opens. statement_timeout bounds every
@@ -255,6 +256,94 @@ static tsr_err fail(pg_conn *c, const PGresult *r, const char *what)
 
 /* ---- statements ------------------------------------------------------------------ */
 
+
+/* ---- calls with a deadline ----
+ * statement_timeout is enforced by the server, so a backend that stops answering
+ * (stopped, stuck on I/O) on a host that still acknowledges packets would block a
+ * blocking libpq call forever. Every call is therefore sent asynchronously and
+ * awaited with poll() for at most CLIENT_DEADLINE_MS; past it the connection is
+ * marked broken (never reused; the server rolls back what it held when the
+ * socket closes) and NULL is returned, which callers map to UNAVAILABLE. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_socket(PGconn *db, short events, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = PQsocket(db), .events = events};
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        int n;
+        if (pfd.fd < 0 || left <= 0)
+            return 0;
+        n = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return 0;
+    }
+}
+
+/* After a successful PQsend*: the last result (PQexec's semantics), or NULL with
+ * the connection marked broken on a deadline or a connection failure. */
+static PGresult *await_result(pg_conn *c)
+{
+    int64_t deadline = mono_ms() + CLIENT_DEADLINE_MS;
+    PGresult *last = NULL, *r;
+    int f;
+
+    while ((f = PQflush(c->db)) == 1) {
+        if (!wait_socket(c->db, POLLOUT | POLLIN, deadline) || PQconsumeInput(c->db) == 0)
+            goto broken;
+    }
+    if (f < 0)
+        goto broken;
+    for (;;) {
+        while (PQisBusy(c->db)) {
+            if (!wait_socket(c->db, POLLIN, deadline) || PQconsumeInput(c->db) == 0)
+                goto broken;
+        }
+        r = PQgetResult(c->db);
+        if (r == NULL)
+            break;
+        PQclear(last);
+        last = r;
+        if (PQstatus(c->db) == CONNECTION_BAD)
+            break;
+    }
+    return last;
+broken:
+    PQclear(last);
+    c->broken = 1;
+    tsr_log(TSR_LOG_WARN, "postgresql call got no answer in time; connection dropped");
+    return NULL;
+}
+
+static PGresult *call_prepare(pg_conn *c, const char *name, const char *sql)
+{
+    if (!PQsendPrepare(c->db, name, sql, 0, NULL))
+        return NULL;
+    return await_result(c);
+}
+
+static PGresult *call_prepared(pg_conn *c, const char *name, int n, const char *const *v,
+                               const int *len, const int *fmt)
+{
+    if (!PQsendQueryPrepared(c->db, name, n, v, len, fmt, 0))
+        return NULL;
+    return await_result(c);
+}
+
+static PGresult *call_simple(pg_conn *c, const char *sql)
+{
+    if (!PQsendQuery(c->db, sql))
+        return NULL;
+    return await_result(c);
+}
+
 tsr_err tsr_pg_exec(pg_conn *c, pg_stmt id, const pg_params *p, PGresult **res)
 {
     static const pg_params none;
@@ -278,11 +367,11 @@ tsr_err tsr_pg_exec(pg_conn *c, pg_stmt id, const pg_params *p, PGresult **res)
     }
     if (!c->prepared[id]) {
         /* Parameter types come from the SQL (casts, compared columns). */
-        r = PQprepare(c->db, d->name, d->sql, 0, NULL);
+        r = call_prepare(c, d->name, d->sql);
         if (r == NULL) {
             /* libpq could not even build a result: do not use this connection again. */
             c->broken = 1;
-            rc = PQstatus(c->db) == CONNECTION_OK ? TSR_ERR_NOMEM : TSR_ERR_UNAVAILABLE;
+            rc = TSR_ERR_UNAVAILABLE; /* no answer in time, lost, or no memory */
             goto out;
         }
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -294,10 +383,10 @@ tsr_err tsr_pg_exec(pg_conn *c, pg_stmt id, const pg_params *p, PGresult **res)
         c->prepared[id] = 1;
     }
     /* Text results (format 0); binary only for byte-string parameters. */
-    r = PQexecPrepared(c->db, d->name, p->n, p->v, p->len, p->fmt, 0);
+    r = call_prepared(c, d->name, p->n, p->v, p->len, p->fmt);
     if (r == NULL) {
         c->broken = 1;
-        rc = PQstatus(c->db) == CONNECTION_OK ? TSR_ERR_NOMEM : TSR_ERR_UNAVAILABLE;
+        rc = TSR_ERR_UNAVAILABLE; /* no answer in time, lost, or no memory */
         goto out;
     }
     est = PQresultStatus(r);
@@ -326,10 +415,10 @@ tsr_err tsr_pg_exec_simple(pg_conn *c, const char *sql)
         rc = TSR_ERR_UNAVAILABLE;
         goto out;
     }
-    r = PQexec(c->db, sql);
+    r = call_simple(c, sql);
     if (r == NULL) {
         c->broken = 1;
-        rc = PQstatus(c->db) == CONNECTION_OK ? TSR_ERR_NOMEM : TSR_ERR_UNAVAILABLE;
+        rc = TSR_ERR_UNAVAILABLE; /* no answer in time, lost, or no memory */
         goto out;
     }
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {

@@ -563,6 +563,73 @@ out:
     fx_close(&f);
 }
 
+/* 'T' when the process is stopped, per /proc/PID/stat. */
+static int is_stopped(long long pid)
+{
+    char path[64], buf[256];
+    FILE *fp;
+    char *rp;
+    int stopped = 0;
+
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    if (fgets(buf, sizeof buf, fp) != NULL && (rp = strrchr(buf, ')')) != NULL && rp[1] == ' ')
+        stopped = rp[2] == 'T' || rp[2] == 't';
+    fclose(fp);
+    return stopped;
+}
+
+/* statement_timeout is the server's: a server process that stops answering on a
+ * host that still acknowledges packets would block a call for ever. The client's
+ * own deadline drops the connection, and a read runs again on a fresh one: the
+ * call returns while the old process is still stopped. */
+static void a_stopped_server_process_does_not_hang_a_call(void)
+{
+    fixture f;
+    tsr_store *s = NULL;
+    PGconn *watch = NULL;
+    long long pid = -1;
+    pid_t watchdog = -1;
+    int stopped = 0;
+
+    if (!fx_schema(&f, "tsr_pg_hang"))
+        goto out;
+    CHECK(tsr_store_open_pool(f.url, 1, &s) == TSR_OK);
+    if (s == NULL)
+        goto out;
+    CHECK(tsr_store_ping(s) == TSR_OK);
+    watch = raw_connect(pg_base());
+    pid = q_int(watch,
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
+                f.app);
+    CHECK(pid > 0);
+    if (pid <= 0)
+        goto out;
+    watchdog = resume_watchdog((pid_t)pid);
+    CHECK(watchdog > 0);
+    if (watchdog <= 0)
+        goto out;
+    CHECK(kill((pid_t)pid, SIGSTOP) == 0);
+    stopped = 1;
+    CHECK(tsr_store_ping(s) == TSR_OK);
+    CHECK(is_stopped(pid)); /* it returned on its own, not because the process resumed */
+    CHECK(kill((pid_t)pid, SIGCONT) == 0);
+    stopped = 0;
+    CHECK(tsr_store_ping(s) == TSR_OK);
+out:
+    if (stopped)
+        (void)kill((pid_t)pid, SIGCONT);
+    if (watchdog > 0) {
+        (void)kill(watchdog, SIGKILL);
+        (void)waitpid(watchdog, NULL, 0);
+    }
+    PQfinish(watch);
+    tsr_store_close(s);
+    fx_close(&f);
+}
+
 typedef struct pinger {
     tsr_store *s;
     pthread_barrier_t *start;
@@ -869,6 +936,7 @@ int main(void)
     TSR_RUN(revocations_become_visible_in_seq_order);
     TSR_RUN(stores_opened_at_once_migrate_once);
     TSR_RUN(an_exhausted_pool_answers_unavailable_after_its_wait);
+    TSR_RUN(a_stopped_server_process_does_not_hang_a_call);
     TSR_RUN(the_next_call_after_the_server_ended_the_connections_works);
     TSR_RUN(a_login_racing_a_disable_waits_and_is_refused);
     TSR_RUN(concurrent_key_initialisation_has_one_winner);
