@@ -18,6 +18,8 @@
 #define TSR_HOT_PENDING_MAX 1024          /* revocations read, not yet published */
 #define TSR_HOT_PENDING_AGE 2             /* seconds a read row waits to be published */
 #define TSR_HOT_USER_SESSIONS_MAX 1024    /* sessions of one user forgotten at once */
+#define TSR_HOT_MESSAGE_MAX 192           /* a revocation message with its MAC */
+#define TSR_HOT_CLOCK_SLACK 60            /* seconds of clock difference allowed between instances */
 
 typedef struct tsr_hot_pending {
     tsr_revocation_kind kind;
@@ -72,6 +74,10 @@ struct tsr_auth {
     tsr_redis *redis;                 /* borrowed */
     uint8_t cache_key[TSR_MAC_KEY_BYTES]; /* SECRET: MAC key of cached records (shared) */
     atomic_int feed_live;             /* subscription confirmed and caught up */
+    atomic_uint_fast64_t resync_pending; /* nonzero: the subscription numbered so is
+                                            confirmed, the log not yet read since */
+    atomic_uint_fast64_t resync_gen;  /* subscriptions confirmed so far */
+    atomic_uint_fast64_t sync_failed; /* number of the last sync that failed */
     tsr_hot_pending *pending;         /* under sync_mu */
     size_t npending;
     atomic_uint_fast64_t hot_hits, hot_misses, hot_published, hot_received;
@@ -119,6 +125,9 @@ void tsr_auth_hot_forget_user(tsr_auth *a, const char *user_id, int64_t now);
 void tsr_auth_hot_note(tsr_auth *a, const tsr_revocation *r, int64_t until, int64_t now);
 void tsr_auth_hot_expire_pending(tsr_auth *a, int64_t now);
 void tsr_auth_hot_publish_pending(tsr_auth *a);
+/* After a successful store read that began while a resubscribe was pending: the
+ * feed is live again. */
+void tsr_auth_hot_resync_done(tsr_auth *a, uint64_t g);
 /* The login buckets in Redis: as tsr_rate_check / tsr_rate_fail (ok 0) or
  * tsr_rate_clear (ok 1). TSR_ERR_UNAVAILABLE when Redis fails (use the local
  * limiter). */

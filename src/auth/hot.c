@@ -192,7 +192,7 @@ static int decode(tsr_auth *a, const char *key, size_t klen, const char *buf, si
         record_mac(a, key, klen, buf, (size_t)(f[18] - buf) - 1, want) != TSR_OK ||
         !tsr_ct_eq(mac, want, TSR_MAC_BYTES))
         return 0;
-    if (!put_int(&valid_until, f[17], fl[17]) || now > valid_until)
+    if (!put_int(&valid_until, f[17], fl[17]) || now >= valid_until)
         return 0;
     return put_text(s->id, sizeof s->id, f[1], fl[1]) &&
            put_text(s->user_id, sizeof s->user_id, f[2], fl[2]) && put_int(&kind, f[3], fl[3]) &&
@@ -408,36 +408,58 @@ void tsr_auth_hot_expire_pending(tsr_auth *a, int64_t now)
 /* Called with sync_mu held, right after a local change was read in. */
 void tsr_auth_hot_publish_pending(tsr_auth *a)
 {
-    char msg[TSR_ID_MAX + 64];
+    char msg[TSR_HOT_MESSAGE_MAX];
 
     if (a->redis == NULL)
         return;
     for (size_t i = 0; i < a->npending; i++) {
         const tsr_hot_pending *p = &a->pending[i];
+        uint8_t mac[TSR_MAC_BYTES];
         int n = snprintf(msg, sizeof msg, "1 %d %" PRId64 " %s", (int)p->kind, p->until, p->value);
         if (p->kind == TSR_REVOKE_SID)
             forget_sid(a, p->value);
-        if (n > 0 && (size_t)n < sizeof msg &&
+        /* " <hex MAC>" over the channel name and the text: only instances speak. */
+        if (n > 0 && (size_t)n + 1 + 2 * TSR_MAC_BYTES < sizeof msg &&
+            record_mac(a, TSR_HOT_CHANNEL, strlen(TSR_HOT_CHANNEL), msg, (size_t)n, mac) == TSR_OK) {
+            msg[n] = ' ';
+            hex_encode(mac, sizeof mac, msg + n + 1);
+            n += 1 + 2 * TSR_MAC_BYTES;
+        } else {
+            n = -1;
+        }
+        if (n > 0 &&
             tsr_redis_publish(a->redis, TSR_HOT_CHANNEL, msg, (size_t)n, NULL) == TSR_OK)
             atomic_fetch_add_explicit(&a->hot_published, 1, memory_order_relaxed);
     }
     a->npending = 0;
 }
 
-/* "1 KIND UNTIL VALUE", strictly. */
+/* "1 KIND UNTIL VALUE MAC", strictly: a message whose MAC (under the key the
+ * instances share through the store) does not verify is dropped, so a writer to
+ * Redis cannot feed the revoked set; UNTIL is capped at the longest any real
+ * revocation needs (plus a minute for clocks), so nothing lingers or piles up. */
 static void on_message(void *ctx, const char *msg, size_t len)
 {
     tsr_auth *a = ctx;
-    char buf[TSR_ID_MAX + 64];
-    char *p, *end;
+    char buf[TSR_HOT_MESSAGE_MAX];
+    uint8_t mac[TSR_MAC_BYTES], want[TSR_MAC_BYTES];
+    char *p, *end, *sp;
     long kind;
-    long long until;
-    size_t vlen;
+    long long until, now = (long long)time(NULL), cap;
+    size_t vlen, body;
 
-    if (len >= sizeof buf)
+    if (len >= sizeof buf || len < 2 + 2 * TSR_MAC_BYTES)
         return;
     memcpy(buf, msg, len);
     buf[len] = '\0';
+    if (memchr(buf, '\0', len) != NULL)
+        return;
+    body = len - 1 - 2 * TSR_MAC_BYTES;
+    if (buf[body] != ' ' || !hex_decode(buf + body + 1, mac, TSR_MAC_BYTES) ||
+        record_mac(a, TSR_HOT_CHANNEL, strlen(TSR_HOT_CHANNEL), buf, body, want) != TSR_OK ||
+        !tsr_ct_eq(mac, want, TSR_MAC_BYTES))
+        return;
+    buf[body] = '\0';
     if (strncmp(buf, "1 ", 2) != 0)
         return;
     p = buf + 2;
@@ -450,10 +472,14 @@ static void on_message(void *ctx, const char *msg, size_t len)
         return;
     p = end + 1;
     vlen = strlen(p);
-    if (vlen == 0 || vlen > TSR_ID_MAX)
+    sp = strchr(p, ' ');
+    if (vlen == 0 || vlen > TSR_ID_MAX || sp != NULL)
         return;
-    if (until < (long long)time(NULL))
+    if (until < now)
         return;
+    cap = now + a->opts.access_ttl + TSR_JWT_DEFAULT_LEEWAY + TSR_HOT_CLOCK_SLACK;
+    if (until > cap)
+        until = cap;
     if (tsr_revset_add(a->revset, (tsr_revocation_kind)kind, p, vlen, (int64_t)until) == TSR_OK)
         atomic_fetch_add_explicit(&a->hot_received, 1, memory_order_relaxed);
 }
@@ -461,18 +487,39 @@ static void on_message(void *ctx, const char *msg, size_t len)
 static void on_state(void *ctx, int subscribed)
 {
     tsr_auth *a = ctx;
+    uint64_t g;
 
     if (!subscribed) {
+        atomic_store_explicit(&a->resync_pending, 0, memory_order_release);
         atomic_store_explicit(&a->feed_live, 0, memory_order_release);
         tsr_log(TSR_LOG_WARN, "revocation feed lost; bearer checks read the store until it is back");
         return;
     }
     /* Messages published while we were away are lost: read the log first, then
      * trust the feed again. */
+    g = atomic_fetch_add_explicit(&a->resync_gen, 1, memory_order_acq_rel) + 1;
+    atomic_store_explicit(&a->resync_pending, g, memory_order_release);
     if (tsr_auth_sync_revocations(a, (int64_t)time(NULL)) != TSR_OK) {
+        /* The background sync retries and turns the feed on once a read that
+         * began after this subscription succeeds (tsr_auth_hot_resync_done). */
         tsr_log(TSR_LOG_WARN, "revocation sync after resubscribe failed; staying on the store");
         return;
     }
+    tsr_auth_hot_resync_done(a, g);
+}
+
+/* After a store read succeeded that began when resync_pending was g (nonzero):
+ * the log is caught up with everything before that subscription, so the feed is
+ * trusted again, unless a newer subscription has come (or gone) since. */
+void tsr_auth_hot_resync_done(tsr_auth *a, uint64_t g)
+{
+    uint_fast64_t expect = g;
+
+    if (a->redis == NULL || g == 0 || !tsr_redis_subscribed(a->redis))
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&a->resync_pending, &expect, 0,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return;
     atomic_store_explicit(&a->feed_live, 1, memory_order_release);
     tsr_log(TSR_LOG_INFO, "revocation feed live");
 }
@@ -500,8 +547,12 @@ tsr_err tsr_auth_hot_rate_check(tsr_auth *a, const uint8_t key[TSR_RATE_KEY_BYTE
     if (rc != TSR_OK)
         return rc;
     if (t < 1.0) {
-        double wait = (1.0 - t) * (double)a->opts.login_window / (double)a->opts.login_max_failures;
-        int64_t w = (int64_t)wait;
+        double wait, lo = -(double)a->opts.login_max_failures;
+        int64_t w;
+        if (!(t >= lo)) /* also NaN: a bucket written by someone else */
+            t = lo;
+        wait = (1.0 - t) * (double)a->opts.login_window / (double)a->opts.login_max_failures;
+        w = (int64_t)wait; /* at most two windows */
         if ((double)w < wait)
             w++;
         *retry_after = w < 1 ? 1 : w;

@@ -56,6 +56,8 @@ static tsr_err read_revocations(tsr_auth *a, int64_t now)
     free(rows);
     if (rc == TSR_OK)
         atomic_store_explicit(&a->sync_done, mine, memory_order_release);
+    else
+        atomic_store_explicit(&a->sync_failed, mine, memory_order_release);
     return rc;
 }
 
@@ -80,7 +82,11 @@ tsr_err tsr_auth_revocations_fresh(tsr_auth *a, int64_t now)
     pthread_mutex_lock(&a->sync_mu);
     /* A sync numbered above `arrived` began after this request did; if one has
      * finished, everything committed before the request is in the set. */
-    if (atomic_load_explicit(&a->sync_done, memory_order_acquire) <= arrived)
+    if (atomic_load_explicit(&a->sync_done, memory_order_acquire) > arrived)
+        rc = TSR_OK;
+    else if (atomic_load_explicit(&a->sync_failed, memory_order_acquire) > arrived)
+        rc = TSR_ERR_UNAVAILABLE; /* one that began after us failed: so would we, now */
+    else
         rc = read_revocations(a, now);
     pthread_mutex_unlock(&a->sync_mu);
     return rc == TSR_OK ? TSR_OK : TSR_ERR_UNAVAILABLE;
@@ -118,11 +124,15 @@ tsr_err tsr_auth_sync(tsr_auth *a, int64_t now)
     tsr_err rc, krc = TSR_OK;
     int64_t activated_at = 0;
     int do_purge = 0;
+    uint64_t resync;
 
     if (a == NULL)
         return TSR_ERR_INVALID;
     pthread_mutex_lock(&a->sync_mu);
+    resync = atomic_load_explicit(&a->resync_pending, memory_order_acquire);
     rc = read_revocations(a, now);
+    if (rc == TSR_OK && resync != 0)
+        tsr_auth_hot_resync_done(a, resync); /* the resubscribe's own read had failed */
     tsr_auth_hot_expire_pending(a, now);
     if (now - a->revset_purged_at >= KEYS_CHECK_INTERVAL) {
         (void)tsr_revset_purge(a->revset, now);

@@ -772,6 +772,8 @@ static double peek_compute(const redisReply *t_rep, const redisReply *l_rep, uin
         t = t + (dnow - l) * dmax / (double)window;
     if (t > dmax)
         t = dmax;
+    if (!(t >= -dmax)) /* a level no take could leave (written by someone else), or NaN */
+        t = -dmax;
     return t;
 }
 

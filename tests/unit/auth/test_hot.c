@@ -317,43 +317,54 @@ static void feed_down_means_bearer_checks_read_the_store(void)
     pair_close(&a, &b);
 }
 
-static void malformed_messages_are_ignored(void)
+static void messages_not_from_an_instance_are_ignored(void)
 {
     node a, b;
     tsr_redis *raw = NULL;
-    char msg[128];
-    int64_t now = (int64_t)time(NULL);
+    tsr_user u;
+    tsr_auth_grant g;
+    tsr_bearer br;
+    char forged[256];
+    int64_t ra = 0, now = (int64_t)time(NULL);
     static const char *const bad[] = {
         "",
-        "2 1 4000000000 ses_x",              /* unknown version */
-        "1 3 4000000000 ses_x",              /* unknown kind */
+        "1 1 4000000000 ses_x",              /* well formed, but unsigned */
+        "1 1 4000000000 ses_x 00000000000000000000000000000000000000000000000000000000000000",
+        "2 1 4000000000 ses_x",
+        "1 3 4000000000 ses_x",
         "1 1 notanumber ses_x",
-        "1 1 4000000000 ",                   /* empty value */
-        "1 1 4000000000",                    /* no value */
-        "1 1 1 ses_old",                     /* already over */
-        "1 1 4000000000 ses_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* too long */
+        "1 1 4000000000 ",
+        "1 1 4000000000",
     };
     size_t before;
     int seen = 0;
 
+    memset(&g, 0, sizeof g);
     CHECK(pair_open(&a, &b));
     CHECK(tsr_redis_new(redis_url, 2, &raw) == TSR_OK);
     before = tsr_auth_revoked_count(b.auth);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(tsr_redis_publish(raw, "tsr:revocations", bad[i], strlen(bad[i]), NULL) == TSR_OK);
-    /* A good one after the bad ones: once it is in, the bad ones were seen too. */
-    snprintf(msg, sizeof msg, "1 2 %lld jti_marker%d", (long long)now + 600, (int)getpid());
-    CHECK(tsr_redis_publish(raw, "tsr:revocations", msg, strlen(msg), NULL) == TSR_OK);
+    /* A MAC of the right shape that is not ours. */
+    snprintf(forged, sizeof forged, "1 1 4000000000 ses_x %064d", 7);
+    CHECK(tsr_redis_publish(raw, "tsr:revocations", forged, strlen(forged), NULL) == TSR_OK);
+    /* Then a real one, from instance A: once it is in, the others were seen first. */
+    CHECK(mkuser(&a, uname("msg"), &u));
+    CHECK(tsr_auth_password_grant(a.auth, u.username, strlen(u.username), PW, PWLEN, "", "127.0.0.1",
+                                  "t", now, &g, &ra) == TSR_OK);
+    CHECK(tsr_auth_bearer_verify(b.auth, g.access_token, g.access_len, TSR_VERIFY_REVOCATION_LIST,
+                                 now, &br) == TSR_OK);
+    CHECK(tsr_auth_oauth_revoke(a.auth, g.access_token, g.access_len, "access_token", now) ==
+          TSR_OK);
     for (int ms = 0; ms < WAIT_BOUND_MS && !seen; ms += 2) {
-        char jti[64];
-        snprintf(jti, sizeof jti, "jti_marker%d", (int)getpid());
-        seen = tsr_auth_is_revoked(b.auth, NULL, jti, now);
+        seen = tsr_auth_is_revoked(b.auth, NULL, br.jti, now);
         if (!seen)
             sleep_ms(2);
     }
     CHECK(seen);
     CHECK(tsr_auth_revoked_count(b.auth) == before + 1);
     CHECK(!tsr_auth_is_revoked(b.auth, "ses_x", NULL, now));
+    tsr_auth_grant_wipe(&g);
     tsr_redis_free(raw);
     pair_close(&a, &b);
 }
@@ -449,7 +460,7 @@ int main(void)
     TSR_RUN(role_change_reaches_cached_sessions);
     TSR_RUN(login_failures_count_on_every_instance);
     TSR_RUN(feed_down_means_bearer_checks_read_the_store);
-    TSR_RUN(malformed_messages_are_ignored);
+    TSR_RUN(messages_not_from_an_instance_are_ignored);
     TSR_RUN(records_not_written_by_us_are_misses);
     return tsr_test_summary();
 }
