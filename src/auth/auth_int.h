@@ -56,6 +56,7 @@ struct tsr_auth {
     char admin_hash[TSR_SHA256_HEX_CHARS + 1]; /* "" until admin_key_init */
     /* Token mode (tokens.h). */
     pthread_rwlock_t keys_rw;
+    pthread_mutex_t reload_mu;        /* one keyring reload at a time (keys.c) */
     tsr_keyring *keys;                /* NULL until keys_init */
     tsr_revset *revset;
     tsr_vcache *vcache;               /* NULL: cache off */

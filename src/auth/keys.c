@@ -197,9 +197,16 @@ tsr_err tsr_auth_keys_reload(tsr_auth *a, int64_t now, int force)
     tsr_err rc;
     int same = 0;
 
+    /* One reload at a time, list to swap: otherwise a reload that listed the keys
+     * before a rotation committed could swap its stale ring in after the rotation's
+     * own reload, and new tokens would be signed with the retired key for up to a
+     * second. */
+    pthread_mutex_lock(&a->reload_mu);
     rc = list_keys(a, &recs, &n);
-    if (rc != TSR_OK)
+    if (rc != TSR_OK) {
+        pthread_mutex_unlock(&a->reload_mu);
         return rc;
+    }
     if (!force) {
         rc = fingerprint(recs, n, now, fp);
         if (rc != TSR_OK)
@@ -223,6 +230,7 @@ tsr_err tsr_auth_keys_reload(tsr_auth *a, int64_t now, int force)
         tsr_vcache_clear(a->vcache);
     tsr_log(TSR_LOG_INFO, "signing keys loaded", TSR_F_INT("keys", n));
 out:
+    pthread_mutex_unlock(&a->reload_mu);
     free_keys(recs);
     return rc;
 }

@@ -228,6 +228,10 @@ tsr_err tsr_auth_tokens_init(tsr_auth *a)
 
     if (pthread_rwlock_init(&a->keys_rw, NULL) != 0)
         return TSR_ERR_INTERNAL;
+    if (pthread_mutex_init(&a->reload_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&a->keys_rw);
+        return TSR_ERR_INTERNAL;
+    }
     if (pthread_mutex_init(&a->sync_mu, NULL) != 0)
         goto fail_sync;
     if (pthread_mutex_init(&a->stop_mu, NULL) != 0)
@@ -252,6 +256,7 @@ fail_all:
     pthread_mutex_destroy(&a->stop_mu);
     pthread_mutex_destroy(&a->sync_mu);
     pthread_rwlock_destroy(&a->keys_rw);
+    pthread_mutex_destroy(&a->reload_mu);
     return rc;
 fail_cond:
     pthread_mutex_destroy(&a->stop_mu);
@@ -259,6 +264,7 @@ fail_stop:
     pthread_mutex_destroy(&a->sync_mu);
 fail_sync:
     pthread_rwlock_destroy(&a->keys_rw);
+    pthread_mutex_destroy(&a->reload_mu);
     return TSR_ERR_INTERNAL;
 }
 
@@ -283,4 +289,5 @@ void tsr_auth_tokens_fini(tsr_auth *a)
     pthread_mutex_destroy(&a->stop_mu);
     pthread_mutex_destroy(&a->sync_mu);
     pthread_rwlock_destroy(&a->keys_rw);
+    pthread_mutex_destroy(&a->reload_mu);
 }
