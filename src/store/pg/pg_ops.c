@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_int.h"
 #include "crypto/crypto.h"
 #include "store/pg/pg_priv.h"
 
@@ -197,36 +198,6 @@ const pg_stmt_def tsr_pg_stmts[PG_ST__COUNT] = {
 
 /* ---- small helpers --------------------------------------------------------------- */
 
-/* Nonzero when the fixed-size field holds a NUL-terminated string of 1..cap-1 chars. */
-static int field_ok(const char *f, size_t cap)
-{
-    return f[0] != '\0' && memchr(f, '\0', cap) != NULL;
-}
-
-static int field_terminated(const char *f, size_t cap)
-{
-    return memchr(f, '\0', cap) != NULL;
-}
-
-/* A look-up key that cannot name a stored row is simply not found. */
-static int key_ok(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-    return n > 0 && n <= max;
-}
-
-/* Usernames are ASCII (validated by callers); lower() under COLLATE "C" folds
- * exactly these letters, so both sides agree. */
-static void ascii_lower(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; i + 1 < cap && in[i] != '\0'; i++) {
-        char c = in[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    out[i] = '\0';
-}
-
 static int rows(const PGresult *r)
 {
     return r != NULL ? PQntuples(r) : 0;
@@ -311,29 +282,6 @@ out:
     return rc;
 }
 
-static tsr_err check_user(const tsr_user *u)
-{
-    if (!field_ok(u->id, sizeof u->id) || !field_ok(u->username, sizeof u->username) ||
-        !field_terminated(u->pwhash, sizeof u->pwhash) ||
-        !field_terminated(u->roles, sizeof u->roles))
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
-static tsr_err check_session(const tsr_session *ss)
-{
-    if (!field_ok(ss->id, sizeof ss->id) || !field_ok(ss->user_id, sizeof ss->user_id) ||
-        !field_terminated(ss->ip, sizeof ss->ip) ||
-        !field_terminated(ss->user_agent, sizeof ss->user_agent) ||
-        !field_terminated(ss->scope, sizeof ss->scope))
-        return TSR_ERR_INVALID;
-    if (ss->kind != TSR_SESSION_COOKIE && ss->kind != TSR_SESSION_REFRESH)
-        return TSR_ERR_INVALID;
-    if (ss->generation < 0)
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
 /* ---- shared statement runners ---------------------------------------------------- */
 
 /* One statement keyed by one text value that must change a row: NOT_FOUND when it
@@ -344,7 +292,7 @@ static tsr_err change_by_key(tsr_pg *s, pg_stmt id, const char *key)
     PGresult *r = NULL;
     pg_params p;
 
-    if (!key_ok(key, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(key, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -421,7 +369,7 @@ static tsr_err pg_user_create(tsr_store *base, const tsr_user *u)
     tsr_err rc = TSR_ERR_INTERNAL;
     pg_params p;
 
-    rc = check_user(u);
+    rc = tsr_store_check_user(u);
     if (rc != TSR_OK)
         return rc;
     tsr_pg_params_init(&p);
@@ -456,7 +404,7 @@ out:
 static tsr_err pg_user_get(tsr_store *base, const char *id, tsr_user *out)
 {
     memset(out, 0, sizeof *out);
-    if (!key_ok(id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return user_get_by((tsr_pg *)base, PG_ST_USER_GET, id, out);
 }
@@ -466,9 +414,9 @@ static tsr_err pg_user_get_by_name(tsr_store *base, const char *username, tsr_us
     char lc[TSR_USERNAME_MAX + 1];
 
     memset(out, 0, sizeof *out);
-    if (!key_ok(username, TSR_USERNAME_MAX))
+    if (!tsr_store_key_ok(username, TSR_USERNAME_MAX))
         return TSR_ERR_NOT_FOUND;
-    ascii_lower(username, lc, sizeof lc);
+    tsr_store_ascii_lower(username, lc, sizeof lc);
     return user_get_by((tsr_pg *)base, PG_ST_USER_GET_BY_NAME, lc, out);
 }
 
@@ -512,12 +460,12 @@ static tsr_err pg_user_set_pwhash(tsr_store *base, const char *id, const char *o
     PGresult *r = NULL;
     pg_params p;
 
-    if (!key_ok(new_pwhash, TSR_PWHASH_MAX)) {
+    if (!tsr_store_key_ok(new_pwhash, TSR_PWHASH_MAX)) {
         rc = TSR_ERR_INVALID;
         goto out;
     }
     /* No stored row can have this id or this old hash. */
-    if (!key_ok(id, TSR_ID_MAX) || strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX) || strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -548,7 +496,7 @@ static tsr_err pg_user_set_flags(tsr_store *base, const char *id, const char *ro
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    if (!key_ok(id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -652,7 +600,7 @@ static tsr_err pg_session_create(tsr_store *base, const tsr_session *ss, size_t 
                                  int64_t now)
 {
     create_ctx x = {ss, max_per_user, now};
-    tsr_err rc = check_session(ss);
+    tsr_err rc = tsr_store_check_session(ss);
 
     if (rc != TSR_OK)
         return rc;
@@ -683,7 +631,7 @@ out:
 static tsr_err pg_session_get(tsr_store *base, const char *id, tsr_session *out)
 {
     memset(out, 0, sizeof *out);
-    if (!key_ok(id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return session_get_by((tsr_pg *)base, PG_ST_SES_GET, id, NULL, out);
 }
@@ -729,7 +677,7 @@ static tsr_err pg_session_touch(tsr_store *base, const char *id, int64_t last_se
     PGresult *r = NULL;
     pg_params p;
 
-    if (!key_ok(id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -756,7 +704,7 @@ static tsr_err pg_session_list(tsr_store *base, const char *user_id, int64_t now
 
     *n = 0;
     /* An id that cannot exist has no sessions: an empty list, as for any unknown user. */
-    if (max == 0 || !key_ok(user_id, TSR_ID_MAX))
+    if (max == 0 || !tsr_store_key_ok(user_id, TSR_ID_MAX))
         return TSR_OK;
     tsr_pg_params_init(&p);
     tsr_pg_p_text(&p, user_id);
@@ -794,7 +742,7 @@ static tsr_err pg_session_delete_user(tsr_store *base, const char *user_id, cons
     int64_t k;
 
     *deleted = 0;
-    if (!key_ok(user_id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(user_id, TSR_ID_MAX))
         return TSR_OK;
     tsr_pg_params_init(&p);
     tsr_pg_p_text(&p, user_id);
@@ -871,11 +819,11 @@ static tsr_err session_rotate_body(pg_conn *c, void *arg)
 static tsr_err pg_session_rotate(tsr_store *base, const char *old_id, const tsr_session *fresh)
 {
     rotate_ctx x = {old_id, fresh};
-    tsr_err rc = check_session(fresh);
+    tsr_err rc = tsr_store_check_session(fresh);
 
     if (rc != TSR_OK)
         return rc;
-    if (!key_ok(old_id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(old_id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return tsr_pg_run((tsr_pg *)base, PG_TX, session_rotate_body, &x);
 }
@@ -948,12 +896,12 @@ static tsr_err pg_password_change(tsr_store *base, const char *user_id, const ch
     tsr_err rc = TSR_ERR_INTERNAL;
 
     *revoked = 0;
-    rc = check_session(fresh);
+    rc = tsr_store_check_session(fresh);
     if (rc != TSR_OK)
         return rc;
-    if (!key_ok(new_pwhash, TSR_PWHASH_MAX) || strcmp(fresh->user_id, user_id) != 0)
+    if (!tsr_store_key_ok(new_pwhash, TSR_PWHASH_MAX) || strcmp(fresh->user_id, user_id) != 0)
         return TSR_ERR_INVALID;
-    if (!key_ok(user_id, TSR_ID_MAX) || !key_ok(keep_session_id, TSR_ID_MAX) ||
+    if (!tsr_store_key_ok(user_id, TSR_ID_MAX) || !tsr_store_key_ok(keep_session_id, TSR_ID_MAX) ||
         strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX)
         return TSR_ERR_NOT_FOUND;
     rc = tsr_pg_run((tsr_pg *)base, PG_TX, pwchange_body, &x);
@@ -1001,7 +949,7 @@ static tsr_err pg_meta_get(tsr_store *base, const char *key, char *out, size_t c
     pg_params p;
 
     memset(out, 0, cap);
-    if (!key_ok(key, TSR_META_MAX)) {
+    if (!tsr_store_key_ok(key, TSR_META_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1025,7 +973,7 @@ static tsr_err meta_write(tsr_store *base, pg_stmt id, const char *key, const ch
 {
     pg_params p;
 
-    if (!key_ok(key, TSR_META_MAX))
+    if (!tsr_store_key_ok(key, TSR_META_MAX))
         return TSR_ERR_INVALID;
     if (strnlen(value, TSR_META_MAX + 1) > TSR_META_MAX)
         return TSR_ERR_TOO_LARGE;
@@ -1169,7 +1117,7 @@ static tsr_err pg_refresh_rotate(tsr_store *base, const char *session_id, int64_
 
     if (sealed_len > TSR_SEALED_MAX || (sealed == NULL && sealed_len > 0))
         return TSR_ERR_INVALID;
-    if (!key_ok(session_id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(session_id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return tsr_pg_run((tsr_pg *)base, 0, refresh_rotate_body, &x);
 }
@@ -1190,7 +1138,7 @@ static tsr_err pg_revocation_add(tsr_store *base, tsr_revocation_kind kind, cons
         k = REVOKE_DB_JTI;
     else
         return TSR_ERR_INVALID;
-    if (!key_ok(value, TSR_ID_MAX))
+    if (!tsr_store_key_ok(value, TSR_ID_MAX))
         return TSR_ERR_INVALID;
     tsr_pg_params_init(&p);
     tsr_pg_p_i64(&p, k);
@@ -1351,14 +1299,6 @@ out:
     return rc;
 }
 
-static tsr_err check_key(const tsr_key_record *k)
-{
-    if (!field_ok(k->kid, sizeof k->kid) || !field_ok(k->alg, sizeof k->alg) ||
-        !field_ok(k->jwk, sizeof k->jwk))
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
 /* Inserts k in state (a KEY_DB_* value) inside the caller's transaction; created_at
  * as given, or now when the record leaves it 0. EXISTS for a taken kid. */
 static tsr_err insert_key(pg_conn *c, const tsr_key_record *k, int64_t state, int64_t activated_at,
@@ -1484,12 +1424,12 @@ static tsr_err pg_key_rotate(tsr_store *base, const char *expect_active_kid,
     tsr_err rc = TSR_ERR_INTERNAL;
 
     if (new_active != NULL) {
-        rc = check_key(new_active);
+        rc = tsr_store_check_key(new_active);
         if (rc != TSR_OK)
             return rc;
     }
     if (new_next != NULL) {
-        rc = check_key(new_next);
+        rc = tsr_store_check_key(new_next);
         if (rc != TSR_OK)
             return rc;
     }

@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "store/store_int.h"
 #include "crypto/crypto.h"
 #include "store/sqlite/sqlite_int.h"
 
@@ -334,36 +335,6 @@ static tsr_err map_err(int e)
     default:
         return TSR_ERR_INTERNAL;
     }
-}
-
-/* Nonzero when the fixed-size field holds a NUL-terminated string of 1..cap-1 chars. */
-static int field_ok(const char *f, size_t cap)
-{
-    return f[0] != '\0' && memchr(f, '\0', cap) != NULL;
-}
-
-static int field_terminated(const char *f, size_t cap)
-{
-    return memchr(f, '\0', cap) != NULL;
-}
-
-/* A look-up key that cannot name a stored row is simply not found. */
-static int key_ok(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-    return n > 0 && n <= max;
-}
-
-/* Usernames are ASCII [A-Za-z0-9._@+-] (validated by callers), so ASCII folding is
- * exact; locale-dependent tolower() is not wanted here. */
-static void ascii_lower(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; i + 1 < cap && in[i] != '\0'; i++) {
-        char c = in[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    out[i] = '\0';
 }
 
 static tsr_err col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
@@ -834,29 +805,6 @@ static tsr_err read_session(sqlite3_stmt *st, tsr_session *ss)
     return read_session_at(st, 0, ss);
 }
 
-static tsr_err check_user(const tsr_user *u)
-{
-    if (!field_ok(u->id, sizeof u->id) || !field_ok(u->username, sizeof u->username) ||
-        !field_terminated(u->pwhash, sizeof u->pwhash) ||
-        !field_terminated(u->roles, sizeof u->roles))
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
-static tsr_err check_session(const tsr_session *ss)
-{
-    if (!field_ok(ss->id, sizeof ss->id) || !field_ok(ss->user_id, sizeof ss->user_id) ||
-        !field_terminated(ss->ip, sizeof ss->ip) ||
-        !field_terminated(ss->user_agent, sizeof ss->user_agent) ||
-        !field_terminated(ss->scope, sizeof ss->scope))
-        return TSR_ERR_INVALID;
-    if (ss->kind != TSR_SESSION_COOKIE && ss->kind != TSR_SESSION_REFRESH)
-        return TSR_ERR_INVALID;
-    if (ss->generation < 0)
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
 static tsr_err bind_session(sqlite3_stmt *st, const tsr_session *ss)
 {
     tsr_err rc = TSR_ERR_INTERNAL;
@@ -951,10 +899,10 @@ static tsr_err sq_user_create(tsr_store *base, const tsr_user *u)
     conn *c = NULL;
     char lc[TSR_USERNAME_MAX + 1];
 
-    rc = check_user(u);
+    rc = tsr_store_check_user(u);
     if (rc != TSR_OK)
         goto out;
-    ascii_lower(u->username, lc, sizeof lc);
+    tsr_store_ascii_lower(u->username, lc, sizeof lc);
     rc = pool_get(s, &c);
     if (rc != TSR_OK)
         goto out;
@@ -1004,7 +952,7 @@ out:
 static tsr_err sq_user_get(tsr_store *base, const char *id, tsr_user *out)
 {
     memset(out, 0, sizeof *out);
-    if (!key_ok(id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return user_get_by((tsr_sqlite *)base, ST_USER_GET, id, out);
 }
@@ -1014,9 +962,9 @@ static tsr_err sq_user_get_by_name(tsr_store *base, const char *username, tsr_us
     char lc[TSR_USERNAME_MAX + 1];
 
     memset(out, 0, sizeof *out);
-    if (!key_ok(username, TSR_USERNAME_MAX))
+    if (!tsr_store_key_ok(username, TSR_USERNAME_MAX))
         return TSR_ERR_NOT_FOUND;
-    ascii_lower(username, lc, sizeof lc);
+    tsr_store_ascii_lower(username, lc, sizeof lc);
     return user_get_by((tsr_sqlite *)base, ST_USER_GET_BY_NAME, lc, out);
 }
 
@@ -1078,12 +1026,12 @@ static tsr_err sq_user_set_pwhash(tsr_store *base, const char *id, const char *o
     sqlite3_stmt *st = NULL;
     conn *c = NULL;
 
-    if (!key_ok(new_pwhash, TSR_PWHASH_MAX)) {
+    if (!tsr_store_key_ok(new_pwhash, TSR_PWHASH_MAX)) {
         rc = TSR_ERR_INVALID;
         goto out;
     }
     /* No stored row can have this id or this old hash. */
-    if (!key_ok(id, TSR_ID_MAX) || strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX) || strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1130,7 +1078,7 @@ static tsr_err sq_user_set_flags(tsr_store *base, const char *id, const char *ro
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    if (!key_ok(id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1169,7 +1117,7 @@ static tsr_err change_by_id(tsr_sqlite *s, stmt_id id, const char *key)
     sqlite3_stmt *st = NULL;
     conn *c = NULL;
 
-    if (!key_ok(key, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(key, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1262,7 +1210,7 @@ static tsr_err sq_session_create(tsr_store *base, const tsr_session *ss, size_t 
     conn *c = NULL;
     int in_tx = 0;
 
-    rc = check_session(ss);
+    rc = tsr_store_check_session(ss);
     if (rc != TSR_OK)
         goto out;
     rc = pool_get(s, &c);
@@ -1348,7 +1296,7 @@ out:
 static tsr_err sq_session_get(tsr_store *base, const char *id, tsr_session *out)
 {
     memset(out, 0, sizeof *out);
-    if (!key_ok(id, TSR_ID_MAX))
+    if (!tsr_store_key_ok(id, TSR_ID_MAX))
         return TSR_ERR_NOT_FOUND;
     return session_get_by((tsr_sqlite *)base, ST_SES_GET, id, NULL, out);
 }
@@ -1404,7 +1352,7 @@ static tsr_err sq_session_touch(tsr_store *base, const char *id, int64_t last_se
     sqlite3_stmt *st = NULL;
     conn *c = NULL;
 
-    if (!key_ok(id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1446,7 +1394,7 @@ static tsr_err sq_session_list(tsr_store *base, const char *user_id, int64_t now
 
     *n = 0;
     /* An id that cannot exist has no sessions: an empty list, as for any unknown user. */
-    if (max == 0 || !key_ok(user_id, TSR_ID_MAX)) {
+    if (max == 0 || !tsr_store_key_ok(user_id, TSR_ID_MAX)) {
         rc = TSR_OK;
         goto out;
     }
@@ -1500,7 +1448,7 @@ static tsr_err sq_session_delete_user(tsr_store *base, const char *user_id, cons
     conn *c = NULL;
 
     *deleted = 0;
-    if (!key_ok(user_id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(user_id, TSR_ID_MAX)) {
         rc = TSR_OK;
         goto out;
     }
@@ -1538,10 +1486,10 @@ static tsr_err sq_session_rotate(tsr_store *base, const char *old_id, const tsr_
     conn *c = NULL;
     int in_tx = 0;
 
-    rc = check_session(fresh);
+    rc = tsr_store_check_session(fresh);
     if (rc != TSR_OK)
         goto out;
-    if (!key_ok(old_id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(old_id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1590,14 +1538,14 @@ static tsr_err sq_password_change(tsr_store *base, const char *user_id, const ch
     int in_tx = 0;
 
     *revoked = 0;
-    rc = check_session(fresh);
+    rc = tsr_store_check_session(fresh);
     if (rc != TSR_OK)
         goto out;
-    if (!key_ok(new_pwhash, TSR_PWHASH_MAX) || strcmp(fresh->user_id, user_id) != 0) {
+    if (!tsr_store_key_ok(new_pwhash, TSR_PWHASH_MAX) || strcmp(fresh->user_id, user_id) != 0) {
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    if (!key_ok(user_id, TSR_ID_MAX) || !key_ok(keep_session_id, TSR_ID_MAX) ||
+    if (!tsr_store_key_ok(user_id, TSR_ID_MAX) || !tsr_store_key_ok(keep_session_id, TSR_ID_MAX) ||
         strnlen(old_pwhash, TSR_PWHASH_MAX + 1) > TSR_PWHASH_MAX) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
@@ -1753,7 +1701,7 @@ static tsr_err sq_meta_get(tsr_store *base, const char *key, char *out, size_t c
     conn *c = NULL;
 
     memset(out, 0, cap);
-    if (!key_ok(key, TSR_META_MAX)) {
+    if (!tsr_store_key_ok(key, TSR_META_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -1788,7 +1736,7 @@ static tsr_err meta_write(tsr_store *base, int which, const char *key, const cha
     sqlite3_stmt *st = NULL;
     conn *c = NULL;
 
-    if (!key_ok(key, TSR_META_MAX)) {
+    if (!tsr_store_key_ok(key, TSR_META_MAX)) {
         rc = TSR_ERR_INVALID;
         goto out;
     }
@@ -1935,7 +1883,7 @@ static tsr_err sq_refresh_rotate(tsr_store *base, const char *session_id, int64_
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    if (!key_ok(session_id, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(session_id, TSR_ID_MAX)) {
         rc = TSR_ERR_NOT_FOUND;
         goto out;
     }
@@ -2029,7 +1977,7 @@ static tsr_err sq_revocation_add(tsr_store *base, tsr_revocation_kind kind, cons
         rc = TSR_ERR_INVALID;
         goto out;
     }
-    if (!key_ok(value, TSR_ID_MAX)) {
+    if (!tsr_store_key_ok(value, TSR_ID_MAX)) {
         rc = TSR_ERR_INVALID;
         goto out;
     }
@@ -2281,14 +2229,6 @@ out:
     return rc;
 }
 
-static tsr_err check_key(const tsr_key_record *k)
-{
-    if (!field_ok(k->kid, sizeof k->kid) || !field_ok(k->alg, sizeof k->alg) ||
-        !field_ok(k->jwk, sizeof k->jwk))
-        return TSR_ERR_INVALID;
-    return TSR_OK;
-}
-
 /* Inserts k in state (a KEY_DB_* value) inside the caller's transaction; created_at
  * as given, or now when the record leaves it 0. TSR_ERR_EXISTS for a taken kid. */
 static tsr_err insert_key(conn *c, const tsr_key_record *k, int64_t state, int64_t activated_at,
@@ -2357,12 +2297,12 @@ static tsr_err sq_key_rotate(tsr_store *base, const char *expect_active_kid,
     int in_tx = 0;
 
     if (new_active != NULL) {
-        rc = check_key(new_active);
+        rc = tsr_store_check_key(new_active);
         if (rc != TSR_OK)
             goto out;
     }
     if (new_next != NULL) {
-        rc = check_key(new_next);
+        rc = tsr_store_check_key(new_next);
         if (rc != TSR_OK)
             goto out;
     }

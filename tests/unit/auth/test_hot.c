@@ -4,6 +4,7 @@
  * runs here, so only Redis can carry a revocation from A to B), the session
  * cache and its deletion by the revoking side, the shared login buckets, and the
  * fallback when the feed is down: a bearer check then reads the store first. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,65 @@ static void records_not_written_by_us_are_misses(void)
     pair_close(&a, &b);
 }
 
+/* ---- a store read failing when the subscription comes up ----
+ * revocation_since is wrapped to fail while fail_since is set. */
+static tsr_store_ops flaky_ops;
+static tsr_err (*real_since)(tsr_store *, int64_t, int64_t, tsr_revocation *, size_t, size_t *);
+static atomic_int fail_since, since_calls;
+
+static tsr_err flaky_since(tsr_store *s, int64_t after, int64_t since, tsr_revocation *out,
+                           size_t max, size_t *n)
+{
+    atomic_fetch_add(&since_calls, 1);
+    if (atomic_load(&fail_since)) {
+        *n = 0;
+        return TSR_ERR_UNAVAILABLE;
+    }
+    return real_since(s, after, since, out, max, n);
+}
+
+/* The read that follows a confirmed subscription fails: the feed stays off (the
+ * store answers every check), and the next successful background sync turns it on;
+ * it must not stay off for as long as the subscription lasts. */
+static void feed_goes_live_once_a_read_after_subscribing_succeeds(void)
+{
+    node n;
+    char url[160];
+    int k;
+
+    memset(&n, 0, sizeof n);
+    k = snprintf(db_path, sizeof db_path, "/tmp/tsr_test_hot_%d_%d.db", (int)getpid(), db_seq++);
+    CHECK(k > 0 && (size_t)k < sizeof db_path);
+    remove_db();
+    snprintf(url, sizeof url, "sqlite:%s", db_path);
+    CHECK(tsr_store_open(url, &n.store) == TSR_OK);
+    if (n.store == NULL)
+        return;
+    flaky_ops = *n.store->ops;
+    real_since = flaky_ops.revocation_since;
+    flaky_ops.revocation_since = flaky_since;
+    n.store->ops = &flaky_ops;
+    CHECK(tsr_auth_new(n.store, &base_opts, &n.auth) == TSR_OK);
+    CHECK(tsr_auth_keys_init(n.auth, (int64_t)time(NULL)) == TSR_OK);
+    CHECK(tsr_redis_new(redis_url, 4, &n.redis) == TSR_OK);
+    atomic_store(&fail_since, 1);
+    atomic_store(&since_calls, 0);
+    CHECK(tsr_auth_attach_redis(n.auth, n.redis) == TSR_OK);
+    /* Subscribed, and its read attempted (and failed). */
+    for (int ms = 0; ms < WAIT_BOUND_MS &&
+                     !(tsr_redis_subscribed(n.redis) && atomic_load(&since_calls) > 0);
+         ms += 5)
+        sleep_ms(5);
+    CHECK(tsr_redis_subscribed(n.redis));
+    CHECK(atomic_load(&since_calls) > 0);
+    CHECK(!live(&n));
+    atomic_store(&fail_since, 0);
+    CHECK(tsr_auth_sync(n.auth, (int64_t)time(NULL)) == TSR_OK);
+    CHECK(live(&n));
+    node_close(&n);
+    remove_db();
+}
+
 int main(void)
 {
     redis_url = getenv("TSR_TEST_REDIS_URL");
@@ -462,5 +522,6 @@ int main(void)
     TSR_RUN(feed_down_means_bearer_checks_read_the_store);
     TSR_RUN(messages_not_from_an_instance_are_ignored);
     TSR_RUN(records_not_written_by_us_are_misses);
+    TSR_RUN(feed_goes_live_once_a_read_after_subscribing_succeeds);
     return tsr_test_summary();
 }

@@ -480,6 +480,26 @@ static pid_t resume_watchdog(pid_t pid)
     _exit(0);
 }
 
+/* Stops (SIGSTOP) the fixture's one idle server process, with a watchdog child
+ * that resumes it should this process die first. Idle, waiting for a command, it
+ * holds no server lock while stopped. 1 on success (the test resumes it with
+ * SIGCONT and kills the watchdog), else 0 with the test failed. */
+static int stop_idle_backend(PGconn *watch, const fixture *f, long long *pid, pid_t *watchdog)
+{
+    *pid = q_int(watch,
+                 "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
+                 f->app);
+    CHECK(*pid > 0);
+    if (*pid <= 0)
+        return 0;
+    *watchdog = resume_watchdog((pid_t)*pid);
+    CHECK(*watchdog > 0);
+    if (*watchdog <= 0)
+        return 0;
+    CHECK(kill((pid_t)*pid, SIGSTOP) == 0);
+    return 1;
+}
+
 /* A pool of one: while its connection is busy (its server process stopped with
  * SIGSTOP, so the call cannot finish on any timer of its own) a second caller waits
  * for the pool, then gets UNAVAILABLE; no second connection is ever opened. */
@@ -506,18 +526,8 @@ static void an_exhausted_pool_answers_unavailable_after_its_wait(void)
     CHECK(tsr_store_ping(s) == TSR_OK);
     watch = raw_connect(pg_base());
     CHECK(backends(watch, &f) == 1);
-    pid = q_int(watch,
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
-                f.app);
-    CHECK(pid > 0);
-    if (pid <= 0)
+    if (!stop_idle_backend(watch, &f, &pid, &watchdog))
         goto out;
-    watchdog = resume_watchdog((pid_t)pid);
-    CHECK(watchdog > 0);
-    if (watchdog <= 0)
-        goto out;
-    /* Idle, waiting for a command: it holds no server lock while stopped. */
-    CHECK(kill((pid_t)pid, SIGSTOP) == 0);
     stopped = 1;
     for (int i = 0; i < 2; i++) {
         b[i].s = s;
@@ -601,17 +611,8 @@ static void a_stopped_server_process_does_not_hang_a_call(void)
         goto out;
     CHECK(tsr_store_ping(s) == TSR_OK);
     watch = raw_connect(pg_base());
-    pid = q_int(watch,
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
-                f.app);
-    CHECK(pid > 0);
-    if (pid <= 0)
+    if (!stop_idle_backend(watch, &f, &pid, &watchdog))
         goto out;
-    watchdog = resume_watchdog((pid_t)pid);
-    CHECK(watchdog > 0);
-    if (watchdog <= 0)
-        goto out;
-    CHECK(kill((pid_t)pid, SIGSTOP) == 0);
     stopped = 1;
     CHECK(tsr_store_ping(s) == TSR_OK);
     CHECK(is_stopped(pid)); /* it returned on its own, not because the process resumed */
